@@ -1,0 +1,17 @@
+"""The `qwenkit` command: one verb per user task, like Ollama and litgpt."""
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Run, serve and customize Qwen-family models on your own machine.")
+
+
+def _register() -> None:
+    from qwenkit.cli import inference, store
+    inference.register(app)
+    store.register(app)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,118 @@
+"""The Python API in vLLM's shape: LLM(model).generate(prompts, params) and .chat(messages, params)."""
+import time
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from qwenkit.engine.generator import Generator
+from qwenkit.errors import InvalidRequestError
+from qwenkit.loading import load_checkpoint
+from qwenkit.models import load_model
+from qwenkit.outputs import CompletionOutput, RequestOutput, StreamDelta
+from qwenkit.sampling_params import SamplingParams
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+DEFAULT_MODEL = "smollm2:135m"
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise InvalidRequestError("dtype", f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+class LLM:
+    def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
+                 max_model_len: int | None = None, threads: int | None = None):
+        from qwenkit.store import resolve
+        if threads:
+            torch.set_num_threads(threads)
+        started = time.perf_counter()
+        self.resolved = resolve(model)
+        self.checkpoint = load_checkpoint(self.resolved.path)
+        self.device = pick_device(device)
+        self.model = load_model(self.checkpoint, pick_dtype(dtype, self.device), self.device)
+        self.tokenizer = self.checkpoint.tokenizer
+        config = self.checkpoint.config
+        self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
+        eos = self.checkpoint.generation.eos_token_ids or self.tokenizer.eos_token_ids
+        self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len)
+        self.load_seconds = time.perf_counter() - started
+        self.name = model
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """The checkpoint's generation_config.json values; vLLM's defaults for anything it leaves out."""
+        g = self.checkpoint.generation
+        params = SamplingParams(max_tokens=None).updated(
+            temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
+            repetition_penalty=g.repetition_penalty, presence_penalty=g.presence_penalty)
+        return params.updated(**self.resolved.params) if self.resolved.params else params
+
+    # -- completion --------------------------------------------------------------------------------------
+    def encode(self, prompt: str | Sequence[int]) -> list[int]:
+        if isinstance(prompt, str):
+            ids = self.tokenizer.encode(prompt, allow_special=True)
+            if self.tokenizer.add_bos and self.tokenizer.bos_token_id is not None:
+                ids = [self.tokenizer.bos_token_id, *ids]
+            return ids
+        return list(prompt)
+
+    def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None) -> Iterator[StreamDelta]:
+        return self.generator.stream(self.encode(prompt), sampling_params or self.get_default_sampling_params())
+
+    def generate(self, prompts: str | Sequence[int] | Sequence[str | Sequence[int]],
+                 sampling_params: SamplingParams | Sequence[SamplingParams] | None = None) -> list[RequestOutput]:
+        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        params = sampling_params or self.get_default_sampling_params()
+        params = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+        if len(params) != len(prompts):
+            raise InvalidRequestError("sampling_params", "needs one entry per prompt")
+        return [self._collect(p if isinstance(p, str) else None, self.encode(p), sp)
+                for p, sp in zip(prompts, params)]
+
+    def _collect(self, prompt: str | None, ids: list[int], params: SamplingParams) -> RequestOutput:
+        outs = [CompletionOutput(i, "", [], None, logprobs=[] if params.logprobs is not None else None)
+                for i in range(params.n)]
+        for delta in self.generator.stream(ids, params):
+            out = outs[delta.index]
+            out.text += delta.text
+            out.token_ids.append(delta.token_id)
+            if delta.logprob is not None:
+                out.logprobs.append(delta.logprob)
+            if delta.finish_reason:
+                out.finish_reason, out.stop_reason = delta.finish_reason, delta.stop_reason
+        for out in outs:
+            if out.logprobs:
+                out.cumulative_logprob = sum(lp.logprob for lp in out.logprobs)
+        return RequestOutput(prompt, ids, outs)
+
+    # -- chat --------------------------------------------------------------------------------------------
+    def chat_prompt_ids(self, messages: list[dict], tools: list[dict] | None = None,
+                        chat_template_kwargs: dict | None = None, add_generation_prompt: bool = True) -> list[int]:
+        if self.resolved.system and not any(m.get("role") == "system" for m in messages):
+            messages = [{"role": "system", "content": self.resolved.system}, *messages]
+        return self.tokenizer.encode_chat(messages, tools=tools, add_generation_prompt=add_generation_prompt,
+                                          **(chat_template_kwargs or {}))
+
+    def stream_chat(self, messages: list[dict], sampling_params: SamplingParams | None = None,
+                    tools: list[dict] | None = None, chat_template_kwargs: dict | None = None) -> Iterator[StreamDelta]:
+        ids = self.chat_prompt_ids(messages, tools, chat_template_kwargs)
+        return self.generator.stream(ids, sampling_params or self.get_default_sampling_params())
+
+    def chat(self, messages: list[dict] | list[list[dict]], sampling_params: SamplingParams | None = None,
+             tools: list[dict] | None = None, chat_template_kwargs: dict | None = None,
+             add_generation_prompt: bool = True) -> list[RequestOutput]:
+        conversations = [messages] if messages and isinstance(messages[0], dict) else messages
+        params = sampling_params or self.get_default_sampling_params()
+        return [self._collect(None, self.chat_prompt_ids(c, tools, chat_template_kwargs, add_generation_prompt), params)
+                for c in conversations]

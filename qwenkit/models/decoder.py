@@ -1,0 +1,80 @@
+"""One decoder serves Qwen2/2.5, Qwen3, Qwen3-MoE and Llama, switched by ModelConfig."""
+import torch
+from torch import nn
+
+from qwenkit.config import ModelConfig
+from qwenkit.layers.attention import Attention
+from qwenkit.layers.mlp import MLP
+from qwenkit.layers.moe import SparseMoE
+from qwenkit.layers.norm import RMSNorm
+from qwenkit.layers.rotary import rope_frequencies
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig, index: int):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        if config.is_moe_layer(index):
+            self.mlp = SparseMoE(config.hidden_size, config.moe_intermediate_size, config.num_experts,
+                                 config.num_experts_per_tok, config.norm_topk_prob)
+        else:
+            self.mlp = MLP(config.hidden_size, config.intermediate_size)
+
+    def forward(self, x, cos, sin, positions, kv):
+        h = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, kv)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class DecoderModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class CausalLM(nn.Module):
+    """Parameter names follow Hugging Face (`model.layers.N.self_attn.q_proj.weight`, `lm_head.weight`)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.model = DecoderModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        inv_freq, scale = rope_frequencies(config)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.rope_scale = scale
+
+    def tie_weights(self) -> None:
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = positions[:, None].float() * self.inv_freq[None, :]
+        angles = torch.cat([angles, angles], dim=-1)
+        return (angles.cos() * self.rope_scale).to(dtype), (angles.sin() * self.rope_scale).to(dtype)
+
+    def hidden_states(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                      kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """input_ids [B, T], positions [T] (shared by the batch); returns normed hidden states [B, T, H]."""
+        x = self.model.embed_tokens(input_ids)
+        cos, sin = self.rope(positions, x.dtype)
+        for i, layer in enumerate(self.model.layers):
+            x = layer(x, cos, sin, positions, kv_cache[i] if kv_cache is not None else None)
+        return self.model.norm(x)
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        h = self.hidden_states(input_ids, positions, kv_cache)
+        if last_only:
+            h = h[:, -1:]
+        return self.lm_head(h)
+
+    @torch.inference_mode()
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Full forward of one sequence without a cache: [T] -> fp32 logits [T, vocab]."""
+        ids = input_ids.to(self.inv_freq.device)
+        return self(ids[None], torch.arange(ids.shape[0], device=ids.device))[0].float()
