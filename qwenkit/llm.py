@@ -19,7 +19,15 @@ DEFAULT_MODEL = "smollm2:135m"
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise InvalidRequestError("device", f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequestError("device", "CUDA was asked for but torch sees no GPU; use --device cpu")
+    if chosen.type not in ("cpu", "cuda"):
+        raise InvalidRequestError("device", f"{device!r} is not supported; choose auto, cpu or cuda")
+    return chosen
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -7,8 +7,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from qwenkit.errors import QwenkitError
@@ -98,13 +104,14 @@ def pull(model: Annotated[str, typer.Argument(help="qwen3:0.6b, qwen2.5:1.5b-q4_
 @reports_errors
 def import_(path: Annotated[str, typer.Argument(help="A Hugging Face model folder or a .gguf file.")],
             name: Annotated[str, typer.Option(help="Store it under this name:tag.")],
-            link: Annotated[bool, typer.Option(help="Hard-link instead of copying (same disk only; "
-                                                    "editing the original then corrupts the store copy).")] = False):
+            link: Annotated[bool, typer.Option(help="Hard-link instead of copying (same disk only; editing "
+                                                    "the original then corrupts the store copy).")] = False):
     """Add a local model to the store."""
     from qwenkit.store.importer import import_model
     with RichReporter() as reporter:
         m = import_model(path, name, link=link, reporter=reporter)
-    out.print(f"imported [bold]{m.name}[/bold]: {len(m.files)} files, {human_size(m.size)}, {m.format} {m.quant}")
+    out.print(f"imported [bold]{m.name}[/bold]: {len(m.files)} files, {human_size(m.size)}, "
+              f"{m.format} {m.quant}")
 
 
 @reports_errors
@@ -112,8 +119,8 @@ def create(name: Annotated[str, typer.Argument(help="The new model's name:tag.")
            base: Annotated[str, typer.Option("--from", help="Base: a stored name, a folder or a .gguf.")],
            adapter: Annotated[str | None, typer.Option(help="A PEFT LoRA adapter folder.")] = None,
            system: Annotated[str | None, typer.Option(help="Default system prompt.")] = None,
-           param: Annotated[list[str] | None, typer.Option(help="Default sampling, key=value "
-                                                                "(temperature, top_p, top_k, stop, ...).")] = None):
+           param: Annotated[list[str] | None, typer.Option(
+               help="Default sampling, key=value (temperature, top_p, top_k, stop, ...).")] = None):
     """Make a derived model: base + adapter + system prompt + default parameters (like a Modelfile)."""
     from qwenkit.store.create import create_model, parse_params
     params = parse_params(param or [])
@@ -121,7 +128,8 @@ def create(name: Annotated[str, typer.Argument(help="The new model's name:tag.")
         m = create_model(name, base, adapter=adapter, system=system, params=params, reporter=reporter)
     extra = ", ".join(filter(None, ["adapter" if m.adapter else "", "system prompt" if m.system else "",
                                     ", ".join(f"{k}={v}" for k, v in m.params.items())]))
-    out.print(f"created [bold]{m.name}[/bold] from {escape(str(m.base))}" + (f" ({escape(extra)})" if extra else ""))
+    note = f" ({escape(extra)})" if extra else ""
+    out.print(f"created [bold]{m.name}[/bold] from {escape(str(m.base))}{note}")
 
 
 @reports_errors
@@ -162,8 +170,8 @@ def verify(name: Annotated[str | None, typer.Argument(help="One model; all when 
         for p in report.problems:
             table.add_row(p.model, p.path, f"[red]{p.state}[/red]", p.sha256[:12])
         out.print(table)
-        err.print(f"[red]error:[/red] {len(report.problems)} damaged files; damaged models are refused at run "
-                  "time. Re-download with `qwenkit pull NAME`, or `qwenkit rm NAME` and import again")
+        err.print(f"[red]error:[/red] {len(report.problems)} damaged files; damaged models are refused at "
+                  "run time. Re-download with `qwenkit pull NAME`, or `qwenkit rm NAME` and import again")
         raise typer.Exit(1)
     out.print(f"ok: {len(report.models)} models, {report.blobs} files, {human_size(report.bytes)} verified")
 
@@ -175,7 +183,8 @@ def prune(dry_run: Annotated[bool, typer.Option(help="Only report what would be 
     from qwenkit.store.gc import prune as do_prune
     done = do_prune(dry_run=dry_run, on_wait=lambda: err.print(f"[dim]{WAITING}[/dim]"))
     verb = "would free" if dry_run else "freed"
-    out.print(f"{verb} {human_size(done.freed)}: {done.blobs} unused files, {done.partials} partial downloads")
+    out.print(f"{verb} {human_size(done.freed)}: {done.blobs} unused files, "
+              f"{done.partials} partial downloads")
 
 
 @reports_errors
@@ -229,8 +238,9 @@ def _doctor_json(hw, fits, best, context: int) -> dict:
             "gpus": [{"name": g.name, "memory_total": g.memory_total, "memory_free": g.memory_free}
                      for g in hw.gpus],
             "bandwidth": hw.bandwidth, "gpu_bandwidth": hw.gpu_bandwidth, "context": context,
-            "models": [{"name": f.entry.name, "format": f.entry.format, "size": f.entry.size, "memory": f.memory,
-                        "fits": f.fits, "device": f.device, "tokens_per_s": round(f.tokens_per_s, 1)}
+            "models": [{"name": f.entry.name, "format": f.entry.format, "size": f.entry.size,
+                        "memory": f.memory, "fits": f.fits, "device": f.device,
+                        "tokens_per_s": round(f.tokens_per_s, 1)}
                        for f in fits],
             "recommended": best.entry.name if best else None}
 

@@ -34,7 +34,7 @@ class Generator:
         self.eos_token_ids = eos_token_ids
         self.max_model_len = max_model_len
         self.device = model.inv_freq.device
-        self.dtype = model.model.embed_tokens.weight.dtype
+        self.dtype = model.dtype
 
     def check_prompt(self, prompt_ids: list[int]) -> None:
         if not prompt_ids:

@@ -47,6 +47,11 @@ class CausalLM(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.rope_scale = scale
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The activation dtype (weights may be stored quantized)."""
+        return self.model.norm.weight.dtype
+
     def tie_weights(self) -> None:
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight

@@ -55,7 +55,7 @@ def recommend(fits: list[Fit]) -> Fit | None:
 
 
 def fit_warning(name: str, weights: int, release: Release | None, context: int = 4096) -> str | None:
-    """A warning before downloading something that cannot fit in RAM or any GPU here (no measurement needed)."""
+    """A warning before downloading what cannot fit in RAM or on any GPU here (no measurement needed)."""
     total, _ = memory()
     need = weights + (kv_cache_bytes(release, context) if release else 0) + OVERHEAD
     if need <= total:
@@ -65,4 +65,5 @@ def fit_warning(name: str, weights: int, release: Release | None, context: int =
         return None
     gpu = f" and {human_size(gpu_total)} on its largest GPU" if gpu_total else " and no GPU"
     return (f"{name} needs about {human_size(need)} of memory with a {context}-token context, but this "
-            f"machine has {human_size(total)} of RAM{gpu}: it will not fit. `qwenkit doctor` shows what does.")
+            f"machine has {human_size(total)} of RAM{gpu}: it will not fit. "
+            "`qwenkit doctor` shows what does.")

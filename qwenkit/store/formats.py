@@ -1,6 +1,7 @@
 """Recognise what a local path holds: a Hugging Face folder, a GGUF file (maybe split), or a LoRA adapter."""
 import json
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def classify(files: dict[str, Path]) -> tuple[str, str, str]:
         return ("hf", *config_info(files["config.json"]))
     ggufs = [rel for rel in files if rel.endswith(".gguf")]
     if not ggufs:
-        raise StoreError(f"no config.json and no .gguf among {', '.join(sorted(files)) or 'no files'} ({HINT})")
+        listed = ", ".join(sorted(files)) or "no files"
+        raise StoreError(f"no config.json and no .gguf among {listed} ({HINT})")
     return ("gguf", *gguf_info(files[gguf_entry(ggufs)]))
 
 
@@ -115,7 +117,7 @@ def config_info(path: Path) -> tuple[str, str]:
 def gguf_info(path: Path) -> tuple[str, str]:
     try:
         meta = read_metadata(path, {"general.architecture", "general.file_type"})
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, struct.error) as e:
         raise StoreError(f"{path}: unreadable GGUF ({e}); re-download it") from None
     return str(meta.get("general.architecture", "unknown")), file_type_name(meta.get("general.file_type"))
 

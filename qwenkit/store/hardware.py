@@ -109,7 +109,7 @@ def gpus() -> list[Gpu]:
         return []
 
 
-def measure_bandwidth(device: str = "cpu", nbytes: int = 256 << 20, repeats: int = 3) -> float:
+def measure_bandwidth(device: str = "cpu", nbytes: int = 128 << 20, repeats: int = 3) -> float:
     """Bytes/s moved by a large tensor copy (read + write), best of a few runs; well under a second."""
     import torch
     if device == "cpu":

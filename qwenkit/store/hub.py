@@ -2,6 +2,7 @@
 
 All traffic goes through huggingface_hub, so HF_ENDPOINT, HF_TOKEN and proxies apply as usual.
 """
+import errno
 import fnmatch
 import functools
 import os
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwenkit.store.errors import PullError
+from qwenkit.store.errors import DiskSpaceError, PullError
 from qwenkit.store.progress import HubBar, Reporter
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -37,8 +38,12 @@ def endpoint() -> str:
 
 
 def _hub():
-    import huggingface_hub
-    from huggingface_hub import constants
+    try:
+        import huggingface_hub
+        from huggingface_hub import constants
+    except ImportError:
+        raise PullError("`qwenkit pull` downloads with huggingface_hub: "
+                        "run `pip install huggingface_hub`") from None
     constants.HF_HUB_DISABLE_TELEMETRY = True
     if constants.HF_HUB_OFFLINE or any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
                                        for v in OFFLINE_VARS):
@@ -68,6 +73,9 @@ def hub_errors(what: str) -> Iterator[None]:
         raise PullError(f"{what}: {endpoint()} answered HTTP {status}; try again later "
                         "(the download resumes where it stopped)") from None
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DiskSpaceError(f"{what}: the disk is full; free some space or set QWENKIT_HOME to a "
+                                 "larger disk, then run the same pull again to resume") from None
         raise PullError(f"{what}: {e}; check your connection or HF_ENDPOINT and run the same pull "
                         "again to resume") from None
     except Exception as e:

@@ -52,7 +52,7 @@ class Store:
         return self.models / name.name / name.tag
 
     def lock(self, shared: bool = False, on_wait=None):
-        """Shared for commands that add (pull, import, create); exclusive for those that delete (rm, prune)."""
+        """Shared by commands that add files (pull, import, create), exclusive for rm and prune."""
         return file_lock(self.root / ".lock", shared=shared, on_wait=on_wait)
 
     def ensure(self) -> None:

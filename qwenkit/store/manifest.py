@@ -3,7 +3,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from qwenkit.store.atomic import write_json
 from qwenkit.store.errors import StoreError
@@ -77,10 +77,10 @@ def _hex(s: str) -> str:
 
 def safe_relpath(path: str) -> str:
     """A relative '/'-separated path that stays inside its folder."""
-    p = PurePosixPath(path.replace("\\", "/"))
-    if not path or p.is_absolute() or any(part in ("", ".", "..") for part in p.parts):
+    parts = path.replace("\\", "/").split("/")
+    if "\0" in path or any(part in ("", ".", "..") for part in parts):
         raise ValueError(f"unsafe file path {path!r}")
-    return str(p)
+    return "/".join(parts)
 
 
 def now() -> str:

@@ -16,10 +16,12 @@ def pull_modelscope(src: Source, revision: str | None, store: Store, reporter: R
     try:
         from modelscope import snapshot_download
     except ImportError:
-        raise PullError("`modelscope:` names need the ModelScope client: run `pip install modelscope`") from None
+        raise PullError("`modelscope:` names need the ModelScope client: "
+                        "run `pip install modelscope`") from None
     store.ensure()
     staging = store.tmp / f"modelscope-{src.repo.replace('/', '--')}"
-    reporter.info(f"downloading {src.repo} from ModelScope into {staging} (the client resumes and checks hashes)")
+    reporter.info(f"downloading {src.repo} from ModelScope into {staging} "
+                  "(the client resumes and checks hashes)")
     try:
         folder = Path(snapshot_download(src.repo, revision=revision, local_dir=str(staging),
                                         allow_patterns=list(src.patterns)))

@@ -43,20 +43,19 @@ def pull(ref: str, *, name: str | None = None, revision: str | None = None, cont
 
 def check_selection(src: Source, remote: hub.RemoteRepo) -> None:
     paths = [f.path for f in remote.files]
-    ggufs = [p for p in paths if p.endswith(".gguf")]
-    if src.selector is None and "config.json" not in paths:
-        available = [p for p in hub.all_files(src.repo, remote.commit) if p.endswith(".gguf")]
-        if available:
+    if not any(p.endswith(".gguf") for p in src.patterns) and "config.json" not in paths:
+        ggufs = [p for p in hub.all_files(src.repo, remote.commit) if p.endswith(".gguf")]
+        if ggufs:
             raise PullError(f"{src.repo} holds GGUF files; pick one, e.g. `qwenkit pull hf:{src.repo}:"
-                            f"{available[0]}` (available: {', '.join(available)})")
+                            f"{ggufs[0]}` (available: {', '.join(ggufs)})")
         raise PullError(f"{src.repo} has no config.json and no .gguf file; it is not a model qwenkit can run")
     if not paths:
-        available = [p for p in hub.all_files(src.repo, remote.commit) if p.endswith(".gguf")]
+        ggufs = [p for p in hub.all_files(src.repo, remote.commit) if p.endswith(".gguf")]
         raise PullError(f"no file in {src.repo} matches {src.selector or ', '.join(src.patterns)}"
-                        + (f" (GGUF files there: {', '.join(available)})" if available else ""))
-    stems = {SPLIT.sub(r"\g<stem>", p) for p in ggufs}
+                        + (f" (GGUF files there: {', '.join(ggufs)})" if ggufs else ""))
+    stems = {SPLIT.sub(r"\g<stem>", p) for p in paths if p.endswith(".gguf")}
     if "config.json" not in paths and len(stems) > 1:
-        raise PullError(f"{src.selector!r} matches several GGUF models in {src.repo}: {', '.join(ggufs)}; "
+        raise PullError(f"{src.selector!r} matches several GGUF models in {src.repo}: {', '.join(paths)}; "
                         "name one file exactly")
 
 
@@ -103,7 +102,8 @@ def fetch(store: Store, remote: hub.RemoteRepo, f: hub.RemoteFile, reporter: Rep
         return digest.sha256
 
 
-def _from_hf_cache(remote: hub.RemoteRepo, f: hub.RemoteFile, partial: Path, reporter: Reporter) -> Digest | None:
+def _from_hf_cache(remote: hub.RemoteRepo, f: hub.RemoteFile, partial: Path,
+                   reporter: Reporter) -> Digest | None:
     """Reuse a copy in huggingface_hub's cache, after checking it like a download."""
     if partial.exists() or (cached := hub.cached_copy(remote.repo, remote.commit, f.path)) is None:
         return None

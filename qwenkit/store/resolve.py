@@ -5,7 +5,7 @@ from pathlib import Path
 from qwenkit.store import builtin
 from qwenkit.store.blobs import blob_state
 from qwenkit.store.catalog import ALIASES, lookup
-from qwenkit.store.errors import CorruptBlobError, InvalidNameError, ModelNotFoundError
+from qwenkit.store.errors import CorruptBlobError, InvalidNameError, ModelNotFoundError, StoreError
 from qwenkit.store.formats import gguf_entry, inspect_path
 from qwenkit.store.layout import Store
 from qwenkit.store.manifest import Manifest, read_manifest
@@ -53,8 +53,8 @@ def serve(store: Store, m: Manifest) -> ResolvedModel:
             state = blob_state(store, e.sha256, e.size)
             if state != "ok":
                 raise CorruptBlobError(
-                    f"{m.name}: {e.path} is {state} in the store (blob sha256-{e.sha256[:12]}); it will not be "
-                    f"used. {repair_hint(m)}")
+                    f"{m.name}: {e.path} is {state} in the store (blob sha256-{e.sha256[:12]}); "
+                    f"it will not be used. {repair_hint(m)}")
         root = materialize(store, m)
     model = root / "model"
     path = model / gguf_entry([e.path for e in m.files]) if m.format == "gguf" else model
@@ -94,7 +94,8 @@ def not_found(ref: str, name: ModelName) -> ModelNotFoundError:
         return ModelNotFoundError(f"{ref!r} is not on this machine: run `qwenkit pull {pull}` to download it "
                                   "(`qwenkit list` shows the models you have)")
     return ModelNotFoundError(f"{ref!r} is not a stored model, file or folder: `qwenkit list` shows your "
-                              f"models; add one with `qwenkit pull NAME` or `qwenkit import PATH --name {name.name}`")
+                              "models; add one with `qwenkit pull NAME` or "
+                              f"`qwenkit import PATH --name {name.name}`")
 
 
 def _resolve_path(path: Path) -> ResolvedModel:
@@ -113,12 +114,14 @@ def describe(ref: str, store: Store | None = None) -> dict | None:
         return None
     try:
         name = store_name(ref)
-    except InvalidNameError:
+    except StoreError:
         return None
     if builtin.builtin_name(name):
         from qwenkit.store.listing import builtin_manifest
-        m = builtin_manifest()
-        return {**m.to_dict(), "builtin": True} if m else None
+        if (m := builtin_manifest()) is None:
+            return None
+        return {"name": m.name, "format": m.format, "architecture": m.architecture, "quant": m.quant,
+                "size": m.size, "source": m.source, "builtin": True, "path": str(builtin.smollm2_path())}
     m = find_manifest(store, name)
     if m is None:
         return None

@@ -25,7 +25,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
 
 
-def verify(name: str | None = None, store: Store | None = None, reporter: Reporter | None = None) -> VerifyReport:
+def verify(name: str | None = None, store: Store | None = None,
+           reporter: Reporter | None = None) -> VerifyReport:
     store, reporter = store or Store.default(), reporter or Reporter()
     models = _select(store, name)
     report = VerifyReport(models=[m.name for m in models])

@@ -8,7 +8,8 @@ from qwenkit.tokenizer import pretokenizers
 
 @cache
 def bytes_to_unicode() -> dict[int, str]:
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
     table = {b: chr(b) for b in printable}
     shifted = 256
     for b in range(256):

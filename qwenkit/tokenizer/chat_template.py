@@ -20,7 +20,8 @@ def raise_exception(message: str):
 
 def tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
 
 
 def strftime_now(format: str) -> str:
@@ -46,7 +47,7 @@ def check_template(text: str, source: str) -> jinja2.Template:
         return compile_template(text)
     except jinja2.TemplateSyntaxError as e:
         raise ModelLoadError(source, f"chat template syntax error on line {e.lineno}: {e.message}",
-                             "fix the template there, or pass a working one with chat_template=...") from e
+                             "fix the template, or supply a working chat template in its place") from e
 
 
 def message_text(content: Any, field: str) -> Any:
@@ -55,9 +56,11 @@ def message_text(content: Any, field: str) -> Any:
         return content
     texts = []
     for i, part in enumerate(content):
-        if not isinstance(part, Mapping) or part.get("type", "text") != "text" or not isinstance(part.get("text"), str):
-            raise InvalidRequestError(f"{field}[{i}]", 'only {"type": "text", "text": "..."} parts are supported')
-        texts.append(part["text"])
+        text = part.get("text") if isinstance(part, Mapping) and part.get("type", "text") == "text" else None
+        if not isinstance(text, str):
+            raise InvalidRequestError(f"{field}[{i}]",
+                                      'only {"type": "text", "text": "..."} parts are supported')
+        texts.append(text)
     return "\n".join(texts)
 
 
@@ -84,6 +87,8 @@ def render(template: str, source: str, messages: list[Mapping], tools: list[dict
     try:
         return compiled.render(messages=prepare_messages(messages), tools=tools, documents=None,
                                add_generation_prompt=add_generation_prompt, **variables)
-    except jinja2.TemplateError as e:
+    except InvalidRequestError:
+        raise
+    except (jinja2.TemplateError, TypeError, ValueError) as e:
         raise InvalidRequestError("messages", f"the chat template from {source} failed on this "
                                   f"conversation: {e}") from e

@@ -11,7 +11,8 @@ CHATML_TEMPLATE = r"""
 {%- if system or tools %}
     {{- '<|im_start|>system\n' + system }}
     {%- if tools %}
-        {{- ('\n\n' if system else '') + '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' }}
+        {{- ('\n\n' if system else '') + '# Tools\n\n' }}
+        {{- 'You may call one or more functions to assist with the user query.\n\n' }}
         {{- 'You are provided with function signatures within <tools></tools> XML tags:\n<tools>' }}
         {%- for tool in tools %}
             {{- '\n' + (tool | tojson) }}
@@ -38,8 +39,13 @@ CHATML_TEMPLATE = r"""
             {%- if message.content or not loop.first %}
                 {{- '\n' }}
             {%- endif %}
-            {%- set arguments = call.arguments if call.arguments is string else (call.arguments or {}) | tojson %}
-            {{- '<tool_call>\n{"name": ' + (call.name | tojson) + ', "arguments": ' + arguments + '}\n</tool_call>' }}
+            {%- if call.arguments is string %}
+                {%- set arguments = call.arguments %}
+            {%- else %}
+                {%- set arguments = (call.arguments or {}) | tojson %}
+            {%- endif %}
+            {{- '<tool_call>\n{"name": ' + (call.name | tojson) + ', "arguments": ' + arguments }}
+            {{- '}\n</tool_call>' }}
         {%- endfor %}
         {{- '<|im_end|>\n' }}
     {%- endif %}

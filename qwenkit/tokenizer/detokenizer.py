@@ -19,7 +19,7 @@ class IncrementalDetokenizer:
     read_offset: int = 0                           # ids[:read_offset] were emitted already
 
     def add(self, token_id: int) -> str:
-        self.ids.append(token_id)
+        self.ids.append(int(token_id))
         prefix, text = self._window()
         if len(text) <= len(prefix) or text.endswith(REPLACEMENT):
             return ""

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenizers import AddedToken
+from tokenizers import Tokenizer as Backend
 
 from qwenkit.errors import ModelLoadError
 from qwenkit.tokenizer.byte_level import byte_level_bpe
@@ -52,13 +53,24 @@ def check_model(model: Any, source: str) -> None:
                              "qwenkit cannot read from GGUF yet", "load the Hugging Face checkpoint folder "
                              "of this model instead, or a GGUF with a byte-level BPE ('gpt2') tokenizer")
     raise ModelLoadError(source, f"tokenizer.ggml.model is {model!r}; qwenkit reads only byte-level BPE "
-                         "('gpt2') vocabularies", "load the Hugging Face checkpoint folder of this model instead")
+                         "('gpt2') vocabularies from GGUF",
+                         "load the Hugging Face checkpoint folder of this model instead")
+
+
+def add_marked_tokens(backend: Backend, tokens: list[str], types: list[int]) -> None:
+    """Control tokens become special added tokens; user-defined ones (like <think>) plain added tokens.
+    Both are matched whole in text, as llama.cpp does; they keep their ids, being in the vocabulary."""
+    control = [t for t, ty in zip(tokens, types) if ty == CONTROL]
+    user_defined = [t for t, ty in zip(tokens, types) if ty == USER_DEFINED]
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in control])
+    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t in user_defined])
 
 
 def read_gguf_fields(fields: Mapping[str, Any], source: str) -> TokenizerParts:
     check_model(required(fields, "tokenizer.ggml.model", source), source)
     tokens = list(required(fields, "tokenizer.ggml.tokens", source))
-    types = list(fields.get("tokenizer.ggml.token_type") or [1] * len(tokens))
+    types = fields.get("tokenizer.ggml.token_type")
+    types = [1] * len(tokens) if types is None else list(types)
     if len(types) != len(tokens):
         raise ModelLoadError(source, f"tokenizer.ggml.token_type has {len(types)} entries but "
                              f"tokenizer.ggml.tokens has {len(tokens)}", RECONVERT)
@@ -67,10 +79,7 @@ def read_gguf_fields(fields: Mapping[str, Any], source: str) -> TokenizerParts:
     for i, token in enumerate(tokens):
         vocab.setdefault(token, i)
     backend = byte_level_bpe(vocab, merges, fields.get("tokenizer.ggml.pre"), source)
-    added = [(i, t, ty == CONTROL) for i, (t, ty) in enumerate(zip(tokens, types))
-             if ty in (CONTROL, USER_DEFINED) and vocab[t] == i]
-    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for _, t, s in added if s])
-    backend.add_tokens([AddedToken(t, normalized=False, special=False) for _, t, s in added if not s])
+    add_marked_tokens(backend, tokens, types)
     bos = token_id(fields, "tokenizer.ggml.bos_token_id", tokens, source)
     eos = token_id(fields, "tokenizer.ggml.eos_token_id", tokens, source)
     extra = [token_id(fields, f"tokenizer.ggml.{k}_token_id", tokens, source) for k in ("eot", "eom")]

@@ -20,7 +20,7 @@ def read_json(file: Path) -> Any:
 
 def read_backend(file: Path) -> Backend:
     if not file.is_file():
-        raise ModelLoadError(str(file), "tokenizer.json is missing",
+        raise ModelLoadError(str(file), "is missing",
                              "qwenkit needs the fast-tokenizer file; " + REDOWNLOAD)
     try:
         return Backend.from_file(str(file))
@@ -49,7 +49,10 @@ def read_templates(folder: Path, config: dict) -> tuple[str | None, str, dict[st
     elif isinstance(templates, str):
         default, source = templates, f"{config_file} (chat_template)"
     if (file := folder / "chat_template.json").is_file():
-        default, source = read_json(file).get("chat_template"), f"{file} (chat_template)"
+        data = read_json(file)
+        if not isinstance(data, dict) or not isinstance(data.get("chat_template"), str):
+            raise ModelLoadError(str(file), 'should hold {"chat_template": "..."}', REDOWNLOAD)
+        default, source = data["chat_template"], f"{file} (chat_template)"
     if (file := folder / "chat_template.jinja").is_file():
         default, source = file.read_text(encoding="utf-8"), str(file)
     extra = folder / "additional_chat_templates"
@@ -62,7 +65,8 @@ def generation_eos_ids(folder: Path) -> list[int]:
     file = folder / "generation_config.json"
     if not file.is_file():
         return []
-    eos = read_json(file).get("eos_token_id")
+    config = read_json(file)
+    eos = config.get("eos_token_id") if isinstance(config, dict) else None
     return [eos] if isinstance(eos, int) else [i for i in eos or [] if isinstance(i, int)]
 
 
@@ -76,7 +80,8 @@ def read_add_bos(config: dict, backend: Backend, bos: str | None) -> bool:
 def read_hf_folder(folder: Path) -> TokenizerParts:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelLoadError(str(folder), "is not a folder", "pass the checkpoint folder holding tokenizer.json")
+        raise ModelLoadError(str(folder), "is not a folder",
+                             "pass the checkpoint folder that holds tokenizer.json")
     backend = read_backend(folder / "tokenizer.json")
     config_file = folder / "tokenizer_config.json"
     config = read_json(config_file) if config_file.is_file() else {}

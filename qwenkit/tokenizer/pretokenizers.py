@@ -13,8 +13,9 @@ LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-SPLITS = {"qwen2": QWEN2_SPLIT, "llama-bpe": LLAMA3_SPLIT, "llama3": LLAMA3_SPLIT}
-NFC = {"qwen2"}
+SPLITS = {"qwen2": QWEN2_SPLIT, "deepseek-r1-qwen": QWEN2_SPLIT, "llama-bpe": LLAMA3_SPLIT,
+          "llama3": LLAMA3_SPLIT}
+NFC = {"qwen2", "deepseek-r1-qwen"}
 IGNORE_MERGES = {"llama-bpe", "llama3"}
 
 
@@ -29,7 +30,8 @@ def gpt2_bytes() -> pre_tokenizers.PreTokenizer:
     return pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=True)
 
 
-def for_pre(pre: str | None, source: str) -> tuple[normalizers.Normalizer | None, pre_tokenizers.PreTokenizer]:
+def for_pre(pre: str | None, source: str) -> tuple[normalizers.Normalizer | None,
+                                                   pre_tokenizers.PreTokenizer]:
     """(normalizer, pre-tokenizer) for a `tokenizer.ggml.pre` value; unknown names fall back to GPT-2."""
     normalizer = normalizers.NFC() if pre in NFC else None
     if pre in SPLITS:

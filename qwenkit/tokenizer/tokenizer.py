@@ -27,9 +27,10 @@ class Tokenizer:
         self.added_tokens: dict[str, int] = {t.content: i for i, t in sorted(added.items())}
         self.special_tokens: dict[str, int] = {t.content: i for i, t in sorted(added.items()) if t.special}
         self._special_pattern = literal_pattern(self.special_tokens)
-        eos = [self.token_to_id(t) for t in [*parts.eos_tokens, *STOP_TOKENS]]
-        eos[len(parts.eos_tokens):len(parts.eos_tokens)] = parts.extra_eos_ids
-        self.eos_token_ids: list[int] = list(dict.fromkeys(i for i in eos if i is not None))
+        named = [self.token_to_id(t) for t in parts.eos_tokens]
+        stops = [self.token_to_id(t) for t in STOP_TOKENS]
+        eos = [i for i in [*named, *parts.extra_eos_ids, *stops] if i is not None]
+        self.eos_token_ids: list[int] = list(dict.fromkeys(eos))
         for name, template in [("", self.chat_template), *parts.named_templates.items()]:
             if template is not None:
                 chat_template.check_template(template, self._template_source(name))
@@ -58,17 +59,13 @@ class Tokenizer:
         return self._encode_split(text, lambda piece: piece)
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        return self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     def render_chat(self, messages: list[dict], tools: list[dict] | None = None,
                     add_generation_prompt: bool = True, **template_kwargs) -> str:
-        name = "tool_use" if tools and "tool_use" in self._parts.named_templates else ""
-        template = self._parts.named_templates[name] if name else self.chat_template or CHATML_TEMPLATE
-        source = self._template_source(name)
-        if not name and self.chat_template != self._parts.chat_template:
-            source = "Tokenizer.chat_template" if self.chat_template else "qwenkit's ChatML template"
-        variables = {"bos_token": self._parts.bos_token, "eos_token": next(iter(self._parts.eos_tokens), None)}
-        variables = {k: v for k, v in variables.items() if v is not None} | template_kwargs
+        template, source = self._template(tools)
+        names = {"bos_token": self._parts.bos_token, "eos_token": next(iter(self._parts.eos_tokens), None)}
+        variables = {k: v for k, v in names.items() if v is not None} | template_kwargs
         return chat_template.render(template, source, messages, tools, add_generation_prompt, variables)
 
     def encode_chat(self, messages: list[dict], tools: list[dict] | None = None,
@@ -101,6 +98,17 @@ class Tokenizer:
             start = match.end()
         return ids + self._plain(show(text[start:]))
 
+    def _template(self, tools: list[dict] | None) -> tuple[str, str]:
+        """(template, where it came from): the checkpoint's tool_use template when tools are given and it
+        has one, else chat_template, else qwenkit's ChatML."""
+        if tools and "tool_use" in self._parts.named_templates:
+            return self._parts.named_templates["tool_use"], self._template_source("tool_use")
+        if self.chat_template is None:
+            return CHATML_TEMPLATE, "qwenkit's ChatML template"
+        if self.chat_template != self._parts.chat_template:
+            return self.chat_template, "Tokenizer.chat_template"
+        return self.chat_template, self._template_source("")
+
     def _template_source(self, name: str) -> str:
         source = self._parts.template_source or self.source
-        return f"{source} [{name}]" if name else source
+        return f"{source} [{name} template]" if name else source

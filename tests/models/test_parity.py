@@ -26,8 +26,9 @@ def test_64_greedy_tokens_identical(tiny_models, arch):
     llm = LLM(str(folder))
     prompt = llm.tokenizer.encode("The capital of Finland is")
     with torch.no_grad():
-        expected = ref.generate(torch.tensor([prompt]), max_new_tokens=64, do_sample=False,
-                                eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+        ids = torch.tensor([prompt])
+        expected = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, do_sample=False,
+                                eos_token_id=None, pad_token_id=151643)[0, len(prompt):].tolist()
     out = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=64, ignore_eos=True))[0].outputs[0]
     assert out.token_ids == expected
     assert out.finish_reason == "length"

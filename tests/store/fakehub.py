@@ -38,6 +38,7 @@ class FakeHub:
     faults: dict[str, list] = field(default_factory=dict)    # file name -> actions for its next GETs
     corrupt: set[str] = field(default_factory=set)           # file names served with one byte flipped
     delay: float = 0.0                                       # seconds per 64 KiB sent
+    file_metadata: bool = True                               # sizes and hashes in the repo listing
     url: str = ""
 
     def add_repo(self, repo_id: str, files: dict[str, bytes], lfs: set[str]) -> Repo:
@@ -100,14 +101,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif m := API_INFO.match(path):
             repo = self._repo(m["repo"], m["rev"] or "main")
             if repo:
-                self._json({"id": m["repo"], "sha": repo.commit, "siblings": [
-                    _sibling(p, f) for p, f in repo.files.items()]}, repo.commit)
+                siblings = [_sibling(p, f) if self.hub.file_metadata else {"rfilename": p}
+                            for p, f in repo.files.items()]
+                self._json({"id": m["repo"], "sha": repo.commit, "siblings": siblings}, repo.commit)
         elif m := RESOLVE.match(path):
             repo = self._repo(m["repo"], m["rev"])
             if repo:
                 self._resolve(repo, m["path"], head)
         elif m := CDN.match(path):
-            found = [(p, f) for r in self.hub.repos.values() for p, f in r.files.items() if f.sha256 == m["sha"]]
+            found = [(p, f) for r in self.hub.repos.values() for p, f in r.files.items()
+                     if f.sha256 == m["sha"]]
             if not found:
                 return self._error(404, "EntryNotFound")
             self._content(*found[0], head=head)
@@ -129,7 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "EntryNotFound", repo.commit)
         if f.lfs:
             self.send_response(302)
-            self.send_header("Location", f"/cdn/{f.sha256}")
+            # another origin, as the Hub's CDN is: huggingface_hub reads the metadata off this response
+            port = self.server.server_address[1]
+            self.send_header("Location", f"http://localhost:{port}/cdn/{f.sha256}")
             self.send_header("ETag", f'"{f.sha256}"')
             self.send_header("X-Linked-Etag", f'"{f.sha256}"')
             self.send_header("X-Linked-Size", str(len(f.data)))

@@ -1,4 +1,4 @@
-"""Conversations that exercise the Qwen chat templates: system prompts, history, tools, tool calls, thinking."""
+"""Conversations for the Qwen chat templates: system prompts, history, tools, tool calls, thinking."""
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
@@ -24,7 +24,8 @@ CONVERSATIONS = {
     "user_only": [{"role": "user", "content": "Hello, who are you?"}],
     "system": [SYSTEM, {"role": "user", "content": "Name a prime."}],
     "history": [SYSTEM, {"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello."},
-                {"role": "user", "content": "Translate 'cat' to German."}, {"role": "assistant", "content": "Katze"},
+                {"role": "user", "content": "Translate 'cat' to German."},
+                {"role": "assistant", "content": "Katze"},
                 {"role": "user", "content": "And to Chinese? 请回答。"}],
     "tools": [ASK],
     "tools_system": [SYSTEM, ASK],

