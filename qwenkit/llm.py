@@ -38,9 +38,20 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def pick_quant(quant: str, checkpoint, device: torch.device) -> str:
+    """auto: on CPU, int4 for 4-bit GGUF files (mapped exactly) and int8 otherwise; nothing on GPU."""
+    if quant != "auto":
+        return quant
+    if device.type != "cpu":
+        return "none"
+    primary = checkpoint.dtype.removeprefix("mixed (").split(",")[0].strip(" )")  # most common type first
+    return "int4" if checkpoint.format == "gguf" and primary.startswith("Q4") else "int8"
+
+
 class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
-                 max_model_len: int | None = None, threads: int | None = None):
+                 quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
+                 threads: int | None = None):
         from qwenkit.store import resolve
         if threads:
             torch.set_num_threads(threads)
@@ -48,7 +59,9 @@ class LLM:
         self.resolved = resolve(model)
         self.checkpoint = load_checkpoint(self.resolved.path)
         self.device = pick_device(device)
-        self.model = load_model(self.checkpoint, pick_dtype(dtype, self.device), self.device)
+        self.quant = pick_quant(quant, self.checkpoint, self.device)
+        self.model = load_model(self.checkpoint, pick_dtype(dtype, self.device), self.device,
+                                quant=self.quant, group_size=group_size)
         self.tokenizer = self.checkpoint.tokenizer
         config = self.checkpoint.config
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
@@ -74,7 +87,8 @@ class LLM:
             return ids
         return list(prompt)
 
-    def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None) -> Iterator[StreamDelta]:
+    def stream(self, prompt: str | Sequence[int],
+               sampling_params: SamplingParams | None = None) -> Iterator[StreamDelta]:
         return self.generator.stream(self.encode(prompt), sampling_params or self.get_default_sampling_params())
 
     def generate(self, prompts: str | Sequence[int] | Sequence[str | Sequence[int]],

@@ -35,7 +35,8 @@ def _names_a_model(ref: str) -> bool:
 
 @friendly_errors
 def run(
-    model: Annotated[str | None, typer.Argument(help="Store name, HF folder or .gguf file [default: smollm2:135m]")] = None,
+    model: Annotated[str | None, typer.Argument(
+        help="Store name, HF folder or .gguf file [default: smollm2:135m]")] = None,
     prompt: Annotated[str | None, typer.Argument(help="Prompt; omit for an interactive chat")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt")] = None,
     temperature: Annotated[float | None, typer.Option(help="0 for greedy")] = None,
@@ -51,6 +52,7 @@ def run(
     think: Annotated[bool | None, typer.Option("--think/--no-think", help="Qwen3 thinking on or off")] = None,
     raw: Annotated[bool, typer.Option(help="Send the prompt as is, without the chat template")] = False,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16")] = "auto",
+    quant: Annotated[str, typer.Option(help="Weight quantization: auto, none, int8, int4")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
     max_model_len: Annotated[int | None, typer.Option(help="Context length limit")] = None,
@@ -65,9 +67,9 @@ def run(
         prompt = prompt or SAMPLE_PROMPT
     from qwenkit.llm import LLM
     with console.status(f"loading {model}"):
-        llm = LLM(model, dtype=dtype, device=device, max_model_len=max_model_len, threads=threads)
+        llm = LLM(model, dtype=dtype, device=device, quant=quant, max_model_len=max_model_len, threads=threads)
     if verbose:
-        console.print(f"[dim]loaded {model} in {llm.load_seconds:.2f} s[/]")
+        console.print(f"[dim]loaded {model} in {llm.load_seconds:.2f} s (weights: {llm.quant})[/]")
     params = llm.get_default_sampling_params().updated(
         temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
         presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed, max_tokens=max_tokens,
@@ -172,6 +174,7 @@ def _human(n: int) -> str:
 def _template_summary(template: str | None) -> str:
     if not template:
         return "none (built-in ChatML)"
-    features = [f for f, needle in (("tools", "tools"), ("thinking", "enable_thinking"), ("reasoning", "reasoning_content"))
-                if needle in template]
-    return f"{len(template)} chars" + (f", supports {', '.join(features)}" if features else "") + " (--template to print)"
+    needles = (("tools", "tools"), ("thinking", "enable_thinking"), ("reasoning", "reasoning_content"))
+    features = [f for f, needle in needles if needle in template]
+    supports = f", supports {', '.join(features)}" if features else ""
+    return f"{len(template)} chars{supports} (--template to print)"

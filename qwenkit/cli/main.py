@@ -6,9 +6,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 def _register() -> None:
-    from qwenkit.cli import inference, store
+    from qwenkit.cli import bench, inference, store
     inference.register(app)
     store.register(app)
+    bench.register(app)
 
 
 _register()

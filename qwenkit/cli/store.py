@@ -1,7 +1,7 @@
 """Store commands: pull, import, create, list, rm, verify, prune, doctor."""
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -247,7 +247,7 @@ def _doctor_json(hw, fits, best, context: int) -> dict:
 
 def _ago(iso: str) -> str:
     try:
-        seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds()
+        seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
     except ValueError:
         return "-"
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):

@@ -31,8 +31,18 @@ def quantize_int4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch
 class Int8Linear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
-        q, scale = quantize_int8(weight)
-        self.out_features, self.in_features = weight.shape
+        self._set(*quantize_int8(weight), bias)
+
+    @classmethod
+    def from_int8(cls, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> "Int8Linear":
+        """Share an existing int8 table (a tied embedding) instead of quantizing again."""
+        linear = cls.__new__(cls)
+        nn.Module.__init__(linear)
+        linear._set(q, scale, bias)
+        return linear
+
+    def _set(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        self.out_features, self.in_features = q.shape
         self.register_buffer("weight", q)
         self.register_buffer("scale", scale.to(torch.bfloat16))
         self.register_buffer("bias", None if bias is None else bias.to(torch.bfloat16))
@@ -75,11 +85,11 @@ class Int4Linear(nn.Module):
 class Int8Embedding(nn.Module):
     """Row-wise int8 table; rows are dequantized on lookup, so the table costs one byte per weight."""
 
-    def __init__(self, weight: torch.Tensor):
+    def __init__(self, weight: torch.Tensor, chunk: int = 8192):
         super().__init__()
-        q, scale = quantize_int8(weight)
-        self.register_buffer("weight", q)
-        self.register_buffer("scale", scale)
+        pieces = [quantize_int8(weight[i:i + chunk]) for i in range(0, weight.shape[0], chunk)]
+        self.register_buffer("weight", torch.cat([q for q, _ in pieces]))
+        self.register_buffer("scale", torch.cat([s for _, s in pieces]))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.weight[ids].float() * self.scale[ids, None]

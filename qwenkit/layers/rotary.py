@@ -2,6 +2,7 @@
 import math
 
 import torch
+
 from qwenkit.config import ModelConfig
 from qwenkit.errors import ModelLoadError
 

@@ -13,6 +13,7 @@ from qwenkit.loading.gguf_config import RECONVERT
 from qwenkit.loading.gguf_names import expected_shapes, hf_names
 
 F32, F16, BF16 = GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16
+Q4_0, Q4_1 = GGMLQuantizationType.Q4_0, GGMLQuantizationType.Q4_1
 
 
 @dataclass(slots=True)
@@ -40,6 +41,15 @@ class GGUFTensors(Mapping[str, torch.Tensor]):
 
     def stored_type(self, name: str) -> str:
         return self.slices[name].tensor.tensor_type.name
+
+    def int4_parts(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Q4_0/Q4_1 blocks as int4-kernel operands (q [N, K] in 0..15, scale, zero [N, K/32]), exactly:
+        w = (q - 8) * scale + zero. None for other types."""
+        s = self.slices.get(name)
+        if s is None or s.tensor.tensor_type not in (Q4_0, Q4_1) or s.expert is not None:
+            return None
+        parts = q4_blocks(s.tensor.data, s.tensor.tensor_type, numpy_shape(s.tensor))
+        return tuple(unpermute(p, s.heads) for p in parts) if s.heads else parts
 
 
 def gguf_tensors(tensors: list[ReaderTensor], cfg: ModelConfig, source: str) -> GGUFTensors:
@@ -76,6 +86,21 @@ def decode(s: TensorSlice) -> torch.Tensor:
     else:
         t = torch.from_numpy(quants.dequantize(data, kind))
     return unpermute(t, s.heads) if s.heads else t
+
+
+def q4_blocks(data: np.ndarray, kind: GGMLQuantizationType, shape: tuple[int, int]):
+    """Split Q4_0 (d, 16 bytes) / Q4_1 (d, m, 16 bytes) blocks of 32: low nibbles are elements 0-15."""
+    n, k = shape
+    blocks = np.asarray(data).reshape(n, k // 32, -1)
+    d = blocks[..., :2].copy().view(np.float16)[..., 0].astype(np.float32)
+    offset = 2 if kind == Q4_0 else 4
+    qs = blocks[..., offset:offset + 16]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).reshape(n, k).astype(np.int32)
+    if kind == Q4_0:
+        zero = np.zeros_like(d)
+    else:
+        zero = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32) + 8 * d
+    return torch.from_numpy(q), torch.from_numpy(d), torch.from_numpy(zero)
 
 
 def unpermute(t: torch.Tensor, heads: int) -> torch.Tensor:

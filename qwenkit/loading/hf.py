@@ -60,7 +60,7 @@ def read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     """Memory-mapped read; a truncated or corrupt file raises an error naming it."""
     try:
         with safe_open(file, framework="pt") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
+            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as e:  # safetensors raises SafetensorError, OSError or RuntimeError
         raise ModelLoadError(file, f"cannot read safetensors ({e})",
                              "the file is truncated or corrupt; re-download it") from None

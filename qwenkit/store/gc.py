@@ -1,4 +1,5 @@
 """`qwenkit rm` and `qwenkit prune`: delete names, then the blobs no manifest uses any more."""
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 
@@ -96,7 +97,5 @@ def _orphan_stamps(store: Store) -> None:
 
 
 def _rmdir_empty(path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.rmdir()
-    except OSError:
-        pass

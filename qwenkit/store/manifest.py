@@ -2,7 +2,7 @@
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qwenkit.store.atomic import write_json
@@ -84,7 +84,7 @@ def safe_relpath(path: str) -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def read_manifest(store: Store, name: ModelName) -> Manifest | None:

@@ -1,4 +1,5 @@
 """Build a tokenizer from GGUF metadata (`tokenizer.ggml.*`), as llama.cpp's converter wrote it."""
+import contextlib
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -25,10 +26,8 @@ def token_id(fields: Mapping[str, Any], key: str, tokens: list[str], source: str
     value = fields.get(key)
     if value is None:
         return None
-    try:
+    with contextlib.suppress(TypeError):
         value = operator.index(value)
-    except TypeError:
-        pass
     if not isinstance(value, int) or not 0 <= value < len(tokens):
         raise ModelLoadError(source, f"{key} = {value!r} is not a token id below {len(tokens)}", RECONVERT)
     return value

@@ -9,7 +9,7 @@ from qwenkit.engine.sampler import Sampler
 @pytest.fixture(scope="module")
 def llm(tiny_models):
     folder, _ = tiny_models("qwen3")
-    return LLM(str(folder), max_model_len=256)
+    return LLM(str(folder), max_model_len=256, quant="none")
 
 
 PROMPT = "Once upon a time"
@@ -43,7 +43,8 @@ def test_stop_string_cuts_exactly_and_streams_no_partial(llm):
     cut = full[: full.index(stop)]
     out = llm.generate(PROMPT, SamplingParams(temperature=0, max_tokens=40, ignore_eos=True, stop=[stop]))[0].outputs[0]
     assert out.text == cut and out.finish_reason == "stop" and out.stop_reason == stop
-    pieces = [d.text for d in llm.stream(PROMPT, SamplingParams(temperature=0, max_tokens=40, ignore_eos=True, stop=stop))]
+    params = SamplingParams(temperature=0, max_tokens=40, ignore_eos=True, stop=stop)
+    pieces = [d.text for d in llm.stream(PROMPT, params)]
     assert "".join(pieces) == cut
 
 

@@ -23,7 +23,7 @@ def test_logits_match_transformers(tiny_models, arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_64_greedy_tokens_identical(tiny_models, arch):
     folder, ref = tiny_models(arch)
-    llm = LLM(str(folder))
+    llm = LLM(str(folder), quant="none")
     prompt = llm.tokenizer.encode("The capital of Finland is")
     with torch.no_grad():
         ids = torch.tensor([prompt])
@@ -70,7 +70,8 @@ def test_yarn_rope_matches_transformers():
 def test_old_and_new_rope_config_forms_agree():
     old = {"architectures": ["Qwen3ForCausalLM"], "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 4,
-           "rope_theta": 5e5, "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}
+           "rope_theta": 5e5,
+           "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}
     new = {k: v for k, v in old.items() if k not in ("rope_theta", "rope_scaling")}
     new["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 5e5, "factor": 4.0,
                               "original_max_position_embeddings": 32768}

@@ -9,7 +9,7 @@ MESSAGES = [{"role": "user", "content": "Write a short story about a robot who l
 
 @pytest.fixture(scope="module")
 def llm(smollm2_gguf):
-    return LLM(str(smollm2_gguf), dtype="float32")
+    return LLM(str(smollm2_gguf), dtype="float32", quant="none")
 
 
 @pytest.fixture(scope="module")

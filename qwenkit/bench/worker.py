@@ -1,0 +1,119 @@
+"""One system, one workload, in this process: prints a JSON result line. Run by qwenkit.bench.runner."""
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+W1_PROMPT = "Write a short story about a robot who learns to paint."
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int) -> dict:
+    from qwenkit import LLM, SamplingParams
+    llm = LLM(model, quant=quant)
+    ids = llm.chat_prompt_ids([{"role": "user", "content": W1_PROMPT}])
+    params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
+    list(llm.generator.stream(ids, params.updated(max_tokens=8)))  # warm-up
+    ttfts, rates = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        stream = llm.generator.stream(ids, params)
+        next(stream)
+        first = time.perf_counter()
+        count = 1 + sum(1 for _ in stream)
+        ttfts.append(first - started)
+        rates.append((count - 1) / (time.perf_counter() - first))
+    return {"load_s": llm.load_seconds, "ttft_ms": 1000 * statistics.median(ttfts),
+            "decode_tok_s": statistics.median(rates), "quant": llm.quant,
+            "weight_bytes_per_token": weight_bytes_per_token(llm.model), "prompt_tokens": len(ids)}
+
+
+def weight_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of weights one decode step reads: everything but the embedding table, of which one row is
+    read, unless the output head is that same table."""
+    def ids(module: torch.nn.Module) -> set[int]:
+        return {id(t) for t in [*module.parameters(), *module.buffers()]}
+    head = getattr(model.lm_head, "packed", model.lm_head)  # RefinedHead reads only a few table rows
+    skip = ids(model.model.embed_tokens) - ids(head)
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for i, t in tensors.items() if i not in skip)
+
+
+def transformers_single_stream(gguf: str, dtype: str, new_tokens: int, repeats: int) -> dict:
+    from pathlib import Path
+
+    import transformers
+    started = time.perf_counter()
+    path = Path(gguf)
+    tok = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=getattr(torch, dtype)).eval()
+    load = time.perf_counter() - started
+    ids = tok.apply_chat_template([{"role": "user", "content": W1_PROMPT}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    run = dict(attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=tok.eos_token_id)
+    with torch.inference_mode():
+        model.generate(ids, max_new_tokens=8, min_new_tokens=8, **run)
+        ttfts, rates = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.generate(ids, max_new_tokens=1, **run)
+            ttft = time.perf_counter() - started
+            started = time.perf_counter()
+            model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **run)
+            total = time.perf_counter() - started
+            ttfts.append(ttft)
+            rates.append((new_tokens - 1) / max(total - ttft, 1e-9))
+    return {"load_s": load, "ttft_ms": 1000 * statistics.median(ttfts), "decode_tok_s": statistics.median(rates)}
+
+
+def llama_cpp_single_stream(gguf: str, new_tokens: int, repeats: int, threads: int) -> dict:
+    from llama_cpp import Llama
+    started = time.perf_counter()
+    llm = Llama(gguf, n_ctx=2048, n_threads=threads, verbose=False)
+    load = time.perf_counter() - started
+    messages = [{"role": "user", "content": W1_PROMPT}]
+    ttfts, rates = [], []
+    for _ in range(repeats + 1):
+        llm.reset()
+        started, first, count = time.perf_counter(), None, 0
+        for _ in llm.create_chat_completion(messages, max_tokens=new_tokens, temperature=0, stream=True):
+            first = first or time.perf_counter()
+            count += 1
+        ttfts.append(first - started)
+        rates.append((count - 1) / (time.perf_counter() - first))
+    return {"load_s": load, "ttft_ms": 1000 * statistics.median(ttfts[1:]),
+            "decode_tok_s": statistics.median(rates[1:]),
+            "note": "llama.cpp stops at end of turn; tok/s counts streamed chunks"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("system", choices=["qwenkit", "transformers", "llama.cpp"])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--quant", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    a = parser.parse_args()
+    torch.set_num_threads(a.threads)
+    if a.system == "qwenkit":
+        result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats)
+    elif a.system == "transformers":
+        result = transformers_single_stream(a.model, a.dtype, a.new_tokens, a.repeats)
+    else:
+        result = llama_cpp_single_stream(a.model, a.new_tokens, a.repeats, a.threads)
+    result["peak_rss_mb"] = peak_rss_mb()
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
