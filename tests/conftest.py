@@ -29,17 +29,17 @@ def tiny_config(arch: str):
 TEMPLATES = {"qwen2": "qwen2.5-instruct.jinja", "qwen3": "qwen3.jinja", "qwen3_moe": "qwen3.jinja"}
 
 
-def build_tiny_model(arch: str, folder: Path, seed: int = 0):
+def build_tiny_model(arch: str, folder: Path, seed: int = 0, std: float = 0.3):
     """Save a random-weight transformers model plus real Qwen tokenizer files; return the transformers model."""
     import transformers as T
 
     from qwenkit.tokenizer.qwen_vocab import write_qwen_tokenizer_files
     torch.manual_seed(seed)
     model = T.AutoModelForCausalLM.from_config(tiny_config(arch)).eval()
-    with torch.no_grad():  # random init is tiny; widen it so greedy choices are well separated
+    with torch.no_grad():  # the default init is tiny; widen it so greedy choices are well separated
         for p in model.parameters():
             if p.dim() > 1:
-                p.normal_(0, 0.3)
+                p.normal_(0, std)
     model.save_pretrained(folder)
     template_file = SHARED_QWEN / TEMPLATES.get(arch, "none")
     template = template_file.read_text() if template_file.is_file() else None

@@ -64,6 +64,19 @@ def _yarn(inv_freq: torch.Tensor, dim: int, base: float, config: ModelConfig, s:
     return inv_freq / factor * (1 - extrapolate) + inv_freq * extrapolate, float(attention_factor)
 
 
+def rope_cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor, scale: float,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sign-folded sin for `rotate`, [T, 1, head_dim]: broadcast over [B, T, heads, head_dim]."""
+    angles = positions[:, None, None].float() * inv_freq
+    cos, sin = angles.cos() * scale, angles.sin() * scale
+    return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([-sin, sin], dim=-1).to(dtype)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -> torch.Tensor:
+    """NeoX rotate_half rope with the sign folded into sin: rolling the halves replaces neg and cat."""
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), folded_sin)
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)

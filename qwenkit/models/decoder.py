@@ -3,11 +3,11 @@ import torch
 from torch import nn
 
 from qwenkit.config import ModelConfig
-from qwenkit.layers.attention import Attention
+from qwenkit.layers.attention import Attention, Context
 from qwenkit.layers.mlp import MLP
 from qwenkit.layers.moe import SparseMoE
 from qwenkit.layers.norm import RMSNorm
-from qwenkit.layers.rotary import rope_frequencies
+from qwenkit.layers.rotary import rope_cos_sin, rope_frequencies
 
 
 class DecoderLayer(nn.Module):
@@ -22,8 +22,8 @@ class DecoderLayer(nn.Module):
         else:
             self.mlp = MLP(config.hidden_size, config.intermediate_size)
 
-    def forward(self, x, cos, sin, positions, kv):
-        h = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, kv)
+    def forward(self, x: torch.Tensor, ctx: Context, kv: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        h = x + self.self_attn(self.input_layernorm(x), ctx, kv)
         return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -56,24 +56,30 @@ class CausalLM(nn.Module):
         if self.config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        angles = positions[:, None].float() * self.inv_freq[None, :]
-        angles = torch.cat([angles, angles], dim=-1)
-        return (angles.cos() * self.rope_scale).to(dtype), (angles.sin() * self.rope_scale).to(dtype)
+    def context(self, positions: torch.Tensor, start: int, cached: bool, dtype: torch.dtype) -> Context:
+        cos, sin = rope_cos_sin(positions, self.inv_freq, self.rope_scale, dtype)
+        mask = None
+        if cached and start > 0 and positions.shape[0] > 1:  # a later prefill chunk: causal past an offset
+            mask = torch.arange(start + positions.shape[0], device=positions.device) <= positions[:, None]
+        return Context(cos, sin, start, mask)
 
     def hidden_states(self, input_ids: torch.Tensor, positions: torch.Tensor,
-                      kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
-        """input_ids [B, T], positions [T] (shared by the batch); returns normed hidden states [B, T, H]."""
+                      kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      start: int | None = None) -> torch.Tensor:
+        """input_ids [B, T], positions [T] consecutive and shared by the batch; returns normed hidden
+        states [B, T, H]. `start` (= positions[0]) saves reading it back from the device."""
         x = self.model.embed_tokens(input_ids)
-        cos, sin = self.rope(positions, x.dtype)
+        if start is None:
+            start = int(positions[0]) if kv_cache is not None else 0
+        ctx = self.context(positions, start, kv_cache is not None, x.dtype)
         for i, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, positions, kv_cache[i] if kv_cache is not None else None)
+            x = layer(x, ctx, kv_cache[i] if kv_cache is not None else None)
         return self.model.norm(x)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-                last_only: bool = False) -> torch.Tensor:
-        h = self.hidden_states(input_ids, positions, kv_cache)
+                last_only: bool = False, start: int | None = None) -> torch.Tensor:
+        h = self.hidden_states(input_ids, positions, kv_cache, start)
         if last_only:
             h = h[:, -1:]
         return self.lm_head(h)

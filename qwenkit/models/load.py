@@ -14,6 +14,7 @@ from qwenkit.models.decoder import CausalLM
 from qwenkit.models.fuse import FUSED, fuse_projections
 
 QUANT_MODES = ("none", "int8", "int4")
+INT8_IN_INT4 = {"qkv_proj"}  # attention inputs are the most sensitive; like Q4_K_M, give them more bits
 
 
 class _Source:
@@ -99,6 +100,8 @@ def _quantized(source: _Source, name: str, meta: nn.Linear | None, mode: str, gr
         if all(p is not None for p in exact):
             q, scale, zero = (torch.cat(xs) for xs in zip(*exact))
             return Int4Linear(q, scale, zero, 32, bias)
+        if name.rsplit(".", 1)[-1] in INT8_IN_INT4:
+            mode = "int8"
     if mode == "int8" and rows is not None:
         return Int8Linear.from_int8(rows.weight, rows.scale, bias)
     weight = torch.cat([source.fetch(n) for n in names]) if len(names) > 1 else source.fetch(names[0])

@@ -187,7 +187,8 @@ def test_not_a_gguf(tmp_path):
 
 # -- bad flags ---------------------------------------------------------------------------------------
 @needs_smollm2
-@pytest.mark.parametrize("flag, value, field", [("--temperature", "-1", "temperature"), ("--dtype", "foo", "dtype")])
+@pytest.mark.parametrize("flag, value, field", [("--temperature", "-1", "temperature"), ("--dtype", "foo", "dtype"),
+                                                ("--quant", "foo", "quant")])
 def test_bad_flag_value(flag, value, field):
     assert_one_line_error(qwenkit("run", "smollm2:135m", "hi", flag, value), f"error: {field}:")
 
