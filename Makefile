@@ -23,6 +23,9 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qwenkit-site
 
+docs: install
+	$(VENV)/bin/mkdocs build --strict
+
 bench: install
 	$(PY) benchmarks/run_bench.py
 

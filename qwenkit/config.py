@@ -9,6 +9,7 @@ ARCHITECTURES = {
     "Qwen3MoeForCausalLM": "qwen3_moe",
     "LlamaForCausalLM": "llama",
 }
+ROPE_TYPES = ("default", "linear", "llama3", "yarn")
 
 
 @dataclass(slots=True)
@@ -69,6 +70,9 @@ class ModelConfig:
             raise ModelLoadError(source, f"missing field {e.args[0]!r}",
                                  "the config.json is incomplete; re-download or re-export the model") from None
         cfg.rope_theta, cfg.rope_scaling = _rope(d)
+        kind = (cfg.rope_scaling or {}).get("rope_type", "default")
+        if kind not in ROPE_TYPES:
+            raise ModelLoadError(source, f"unsupported rope scaling {kind!r}", f"supported: {', '.join(ROPE_TYPES)}")
         return cfg
 
 

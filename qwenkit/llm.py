@@ -52,7 +52,12 @@ class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
                  quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
                  threads: int | None = None):
+        from qwenkit.models.load import QUANT_MODES
         from qwenkit.store import resolve
+        if quant != "auto" and quant not in QUANT_MODES:
+            raise InvalidRequestError("quant", f"unknown mode {quant!r}; choose auto, {', '.join(QUANT_MODES)}")
+        if dtype != "auto" and dtype not in DTYPES:
+            raise InvalidRequestError("dtype", f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
         if threads:
             torch.set_num_threads(threads)
         started = time.perf_counter()

@@ -19,7 +19,7 @@ from tests.conftest import smollm2_path
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SKIP_MARK = "<!-- skip-test -->"
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
-SKIP_PAGES = {"models.md": "its examples need models pulled or created in the store; tests/store covers the store"}
+SKIP_PAGES = {"models.md": "its examples need models pulled or created in the store; tests/store covers it"}
 
 
 @dataclass(slots=True)

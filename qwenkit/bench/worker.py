@@ -8,6 +8,8 @@ import time
 
 import torch
 
+from qwenkit.bench.machine import weight_bytes_per_token
+
 W1_PROMPT = "Write a short story about a robot who learns to paint."
 
 
@@ -33,17 +35,6 @@ def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int)
     return {"load_s": llm.load_seconds, "ttft_ms": 1000 * statistics.median(ttfts),
             "decode_tok_s": statistics.median(rates), "quant": llm.quant,
             "weight_bytes_per_token": weight_bytes_per_token(llm.model), "prompt_tokens": len(ids)}
-
-
-def weight_bytes_per_token(model: torch.nn.Module) -> int:
-    """Bytes of weights one decode step reads: everything but the embedding table, of which one row is
-    read, unless the output head is that same table."""
-    def ids(module: torch.nn.Module) -> set[int]:
-        return {id(t) for t in [*module.parameters(), *module.buffers()]}
-    head = getattr(model.lm_head, "packed", model.lm_head)  # RefinedHead reads only a few table rows
-    skip = ids(model.model.embed_tokens) - ids(head)
-    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
-    return sum(t.numel() * t.element_size() for i, t in tensors.items() if i not in skip)
 
 
 def transformers_single_stream(gguf: str, dtype: str, new_tokens: int, repeats: int) -> dict:

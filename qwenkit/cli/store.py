@@ -211,7 +211,8 @@ def doctor(context: Annotated[int, typer.Option(help="Context length to size the
     if not hw.gpus:
         system.add_row("gpu", "none (CUDA not available)")
     system.add_row("disk", f"{human_size(hw.disk_free)} free at {hw.disk_path}")
-    system.add_row("bandwidth", f"{hw.bandwidth / 1e9:.1f} GB/s measured (CPU copy)"
+    decode = f"; qwenkit decode reads {hw.decode_bandwidth / 1e9:.1f} GB/s of weights" if hw.decode_bandwidth else ""
+    system.add_row("bandwidth", f"{hw.bandwidth / 1e9:.1f} GB/s measured (CPU copy){decode}"
                    + (f", {hw.gpu_bandwidth / 1e9:.0f} GB/s (GPU)" if hw.gpus else ""))
     out.print(system)
     table = Table("MODEL", "FORMAT", "DOWNLOAD", f"MEMORY @{context}", "FITS", "ON", "DECODE*", "", box=None)
@@ -223,8 +224,9 @@ def doctor(context: Annotated[int, typer.Option(help="Context length to size the
                       f"{f.tokens_per_s:.0f} tok/s" if f.fits != "no" else "-",
                       "pulled" if e.name in pulled else "")
     out.print(table)
-    out.print("[dim]* estimate from measured memory bandwidth / bytes read per token (active weights + KV "
-              "cache): an upper bound for memory-bound decoding, not a benchmark.[/dim]")
+    source = "qwenkit's measured decode bandwidth" if hw.decode_bandwidth else "measured copy bandwidth"
+    out.print(f"[dim]* estimate: {source} / bytes read per token (active weights + KV cache); "
+              "memory-bound decoding scaled from a measurement, not a benchmark of each model.[/dim]")
     if best:
         out.print(f"recommended default: [bold]{best.entry.name}[/bold] (~{best.tokens_per_s:.0f} tok/s on "
                   f"{best.device}); `qwenkit pull {best.entry.name}`")
@@ -237,7 +239,8 @@ def _doctor_json(hw, fits, best, context: int) -> dict:
             "memory_available": hw.memory_available, "disk_free": hw.disk_free,
             "gpus": [{"name": g.name, "memory_total": g.memory_total, "memory_free": g.memory_free}
                      for g in hw.gpus],
-            "bandwidth": hw.bandwidth, "gpu_bandwidth": hw.gpu_bandwidth, "context": context,
+            "bandwidth": hw.bandwidth, "decode_bandwidth": hw.decode_bandwidth, "gpu_bandwidth": hw.gpu_bandwidth,
+            "context": context,
             "models": [{"name": f.entry.name, "format": f.entry.format, "size": f.entry.size,
                         "memory": f.memory, "fits": f.fits, "device": f.device,
                         "tokens_per_s": round(f.tokens_per_s, 1)}

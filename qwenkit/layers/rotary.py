@@ -21,7 +21,7 @@ def rope_frequencies(config: ModelConfig) -> tuple[torch.Tensor, float]:
         return _llama3(inv_freq, scaling), 1.0
     if kind == "yarn":
         return _yarn(inv_freq, dim, base, config, scaling)
-    raise ModelLoadError("config.json", f"unsupported rope scaling {kind!r}",
+    raise ModelLoadError("model config", f"unsupported rope scaling {kind!r}",
                          "supported: default, linear, llama3, yarn")
 
 

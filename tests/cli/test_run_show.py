@@ -40,7 +40,7 @@ def qwenkit(*args: str, input: str | None = None):
     return CliRunner().invoke(app, list(args), input=input)
 
 
-def on(command: str, path) -> object:
+def on(command: str, path):
     """`qwenkit run PATH hi` or `qwenkit show PATH`."""
     return qwenkit(command, str(path), *(["hi", "--max-tokens", "1"] if command == "run" else []))
 
@@ -124,8 +124,9 @@ def test_show_template_prints_the_jinja():
 # -- bad files ---------------------------------------------------------------------------------------
 @pytest.fixture
 def qwen2_config() -> dict:
-    return {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 8, "intermediate_size": 16,
-            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}
+    return {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "num_key_value_heads": 1}
 
 
 @pytest.mark.parametrize("command", ["run", "show"])
@@ -142,7 +143,8 @@ def test_folder_without_config(command, tmp_path):
 
 @pytest.mark.parametrize("command", ["run", "show"])
 def test_unknown_architecture(command, tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
     assert_one_line_error(on(command, tmp_path), "config.json", "unsupported architecture",
                           "GPT2LMHeadModel", "Qwen3ForCausalLM")
 
@@ -187,8 +189,8 @@ def test_not_a_gguf(tmp_path):
 
 # -- bad flags ---------------------------------------------------------------------------------------
 @needs_smollm2
-@pytest.mark.parametrize("flag, value, field", [("--temperature", "-1", "temperature"), ("--dtype", "foo", "dtype"),
-                                                ("--quant", "foo", "quant")])
+@pytest.mark.parametrize("flag, value, field", [("--temperature", "-1", "temperature"),
+                                                ("--dtype", "foo", "dtype"), ("--quant", "foo", "quant")])
 def test_bad_flag_value(flag, value, field):
     assert_one_line_error(qwenkit("run", "smollm2:135m", "hi", flag, value), f"error: {field}:")
 

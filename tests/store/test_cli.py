@@ -96,13 +96,16 @@ def test_empty_list_suggests_a_pull(app, store, monkeypatch):
 
 def test_doctor(app, store, monkeypatch):
     monkeypatch.setattr(hardware, "measure_bandwidth", lambda device="cpu", **kw: 20e9)
+    from qwenkit.bench import machine
+    monkeypatch.setattr(machine, "decode_bandwidth_gbs", lambda: 10.0)
     r = run(app, "doctor", "--json", "--context", "8192")
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["context"] == 8192 and report["bandwidth"] == 20e9 and report["cores"] >= 1
+    assert report["decode_bandwidth"] == 10e9
     names = {m["name"] for m in report["models"]}
     assert {"qwen3:0.6b", "qwen2.5:7b-q4_k_m", "qwen3:30b-a3b-q4_k_m"} <= names
     assert report["recommended"] in names
     r = run(app, "doctor")
     assert r.exit_code == 0 and "recommended default" in r.flat_out
-    assert "measured memory bandwidth" in r.flat_out
+    assert "qwenkit's measured decode bandwidth" in r.flat_out
