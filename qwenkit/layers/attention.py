@@ -17,6 +17,7 @@ class Context:
     sin: torch.Tensor
     start: int
     mask: torch.Tensor | None = None
+    paged: "PagedBatch | None" = None  # the batching engine's paged cache layout  # noqa: F821
 
 
 class Attention(nn.Module):
@@ -38,26 +39,28 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, ctx: Context, kv: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         b, t, _ = x.shape
         q, k, v = self.rotated_qkv(x, ctx)
-        if kv is None:
-            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                 is_causal=t > 1, enable_gqa=True)
-            return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+        if ctx.paged is not None:  # it takes [1, N, heads, d]
+            return self.o_proj(ctx.paged.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), kv))
+        if kv is not None:
+            k, v = self.append(kv, k, v, ctx.start)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask, is_causal=t > 1 and ctx.mask is None,
+                                             enable_gqa=True)
+        return self.o_proj(out.view(b, 1, -1) if t == 1 else out.transpose(1, 2).reshape(b, t, -1))
+
+    @staticmethod
+    def append(kv: tuple[torch.Tensor, torch.Tensor], k: torch.Tensor, v: torch.Tensor,
+               start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k, v [B, kv_heads, T, d] at `start`; return the cache up to and including them."""
         k_cache, v_cache = kv
+        b, _, t, _ = k.shape
         if b != k_cache.shape[0]:
             k_cache, v_cache = k_cache[:b], v_cache[:b]
-        end = ctx.start + t
-        k_cache.narrow(2, ctx.start, t).copy_(k.transpose(1, 2))
-        v_cache.narrow(2, ctx.start, t).copy_(v.transpose(1, 2))
-        keys, values = k_cache.narrow(2, 0, end), v_cache.narrow(2, 0, end)
-        if t == 1:
-            return self.o_proj(self.decode_attention(q, keys, values))
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=ctx.mask,
-                                             is_causal=ctx.mask is None, enable_gqa=True)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+        k_cache.narrow(2, start, t).copy_(k)
+        v_cache.narrow(2, start, t).copy_(v)
+        return k_cache.narrow(2, 0, start + t), v_cache.narrow(2, 0, start + t)
 
     def rotated_qkv(self, x: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q [B, T, heads, d] and k, v [B, T, kv_heads, d], rope applied to q and k."""
-        b, t, _ = x.shape
+        """q [B, heads, T, d] and k, v [B, kv_heads, T, d], rope applied to q and k."""
         h, kvh, d = self.num_heads, self.num_kv_heads, self.head_dim
         if self.qkv_proj is None:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
@@ -65,19 +68,16 @@ class Attention(nn.Module):
             qkv = self.qkv_proj(x)
             v = qkv[..., (h + kvh) * d:]
             if self.q_norm is None:  # q and k sit side by side: one rope call for both
-                qk = rotate(qkv[..., :(h + kvh) * d].view(b, t, h + kvh, d), ctx.cos, ctx.sin)
-                return qk[:, :, :h], qk[:, :, h:], v.view(b, t, kvh, d)
+                qk = rotate(split_heads(qkv[..., :(h + kvh) * d], h + kvh), ctx.cos, ctx.sin)
+                return qk[:, :h], qk[:, h:], split_heads(v, kvh)
             q, k = qkv[..., :h * d], qkv[..., h * d:(h + kvh) * d]
-        q, k, v = q.view(b, t, h, d), k.view(b, t, kvh, d), v.view(b, t, kvh, d)
+        q, k, v = split_heads(q, h), split_heads(k, kvh), split_heads(v, kvh)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         return rotate(q, ctx.cos, ctx.sin), rotate(k, ctx.cos, ctx.sin), v
 
-    def decode_attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """One new token per row: the query heads that share a kv head form one small matmul,
-        cheaper at T=1 than the flash kernel's tiling. q [B, 1, heads, d] -> [B, 1, heads * d]."""
-        b, kvh, _, d = keys.shape
-        q = q.reshape(b, kvh, self.num_heads // kvh, d)
-        scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(d ** -0.5)
-        weights = scores.softmax(-1, dtype=torch.float32).to(values.dtype)
-        return torch.matmul(weights, values).view(b, 1, -1)
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[B, T, heads * d] -> [B, heads, T, d]; a plain view for the single token of a decode step."""
+    b, t, _ = x.shape
+    return x.view(b, heads, 1, -1) if t == 1 else x.view(b, t, heads, -1).transpose(1, 2)

@@ -68,13 +68,23 @@ class CausalLM(nn.Module):
                       start: int | None = None) -> torch.Tensor:
         """input_ids [B, T], positions [T] consecutive and shared by the batch; returns normed hidden
         states [B, T, H]. `start` (= positions[0]) saves reading it back from the device."""
-        x = self.model.embed_tokens(input_ids)
+        x = self.model.embed_tokens(input_ids).to(self.dtype)  # an int8 table dequantizes to fp32
         if start is None:
             start = int(positions[0]) if kv_cache is not None else 0
         ctx = self.context(positions, start, kv_cache is not None, x.dtype)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, ctx, kv_cache[i] if kv_cache is not None else None)
         return self.model.norm(x)
+
+    def paged_hidden_states(self, input_ids: torch.Tensor, batch, kv_cache) -> torch.Tensor:
+        """The batching engine's forward: input_ids [N] of many sequences laid out by `batch` (a PagedBatch);
+        returns normed hidden states [N, H]."""
+        x = self.model.embed_tokens(input_ids[None]).to(self.dtype)
+        cos, sin = rope_cos_sin(batch.positions, self.inv_freq, self.rope_scale, x.dtype)
+        ctx = Context(cos, sin, 0, paged=batch)
+        for i, layer in enumerate(self.model.layers):
+            x = layer(x, ctx, kv_cache[i])
+        return self.model.norm(x)[0]
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,

@@ -1,0 +1,148 @@
+"""The batching engine: many requests share every forward pass (continuous batching over a paged KV cache)."""
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from qwenkit.engine.block_manager import BlockManager
+from qwenkit.engine.output_state import OutputState, make_logprob
+from qwenkit.engine.paged_attention import PagedBatch
+from qwenkit.engine.sampler import Sampler, token_logprobs
+from qwenkit.engine.scheduler import Scheduler
+from qwenkit.engine.sequence import Sequence
+from qwenkit.errors import InvalidRequestError
+from qwenkit.models import CausalLM
+from qwenkit.outputs import StreamDelta
+from qwenkit.sampling_params import SamplingParams
+from qwenkit.tokenizer import Tokenizer
+
+DEFAULT_KV_MEMORY = 1 << 30
+
+
+@dataclass(slots=True)
+class Request:
+    request_id: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    seqs: list[Sequence]
+    outputs: list[OutputState]
+    samplers: list[Sampler]
+    constraints: list | None = None   # per sequence: .allowed(vocab) -> bool mask | None, .accept(token)
+
+    @property
+    def finished(self) -> bool:
+        return all(o.finish_reason for o in self.outputs)
+
+
+class LLMEngine:
+    def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
+                 kv_cache_memory: int | None = None, block_size: int = 16, max_num_seqs: int = 32,
+                 max_num_batched_tokens: int = 512):
+        self.model, self.tokenizer, self.eos_token_ids = model, tokenizer, eos_token_ids
+        self.max_model_len, self.block_size = max_model_len, block_size
+        self.device = model.inv_freq.device
+        cfg = model.config
+        dtype = model.dtype
+        per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dtype.itemsize
+        num_blocks = max((kv_cache_memory or DEFAULT_KV_MEMORY) // (per_token * block_size), 1)
+        if num_blocks < 2:
+            raise InvalidRequestError("kv_cache_memory", f"holds {num_blocks * block_size} tokens; give the KV cache "
+                                      "more memory")
+        self.max_model_len = min(max_model_len, num_blocks * block_size)  # one sequence must fit in the pool
+        shape = (num_blocks * block_size, cfg.num_key_value_heads, cfg.head_dim)
+        self.kv_cache = [(torch.zeros(shape, dtype=dtype, device=self.device),
+                          torch.zeros(shape, dtype=dtype, device=self.device)) for _ in range(cfg.num_hidden_layers)]
+        self.capacity_tokens = num_blocks * block_size
+        self.blocks = BlockManager(num_blocks, block_size)
+        self.scheduler = Scheduler(self.blocks, max_num_seqs, max(max_num_batched_tokens, block_size))
+        self.requests: dict[str, Request] = {}
+        self.owners: dict[int, tuple[Request, int]] = {}   # seq_id -> (request, index in it)
+        self._ids = itertools.count()
+
+    # -- requests ----------------------------------------------------------------------------------------
+    def check_prompt(self, prompt_ids: list[int]) -> None:
+        if not prompt_ids:
+            raise InvalidRequestError("prompt", "is empty")
+        if len(prompt_ids) >= self.max_model_len:
+            raise InvalidRequestError("prompt", f"has {len(prompt_ids)} tokens but the context limit is "
+                                      f"{self.max_model_len}; shorten it or raise --max-model-len")
+        if max(prompt_ids) >= self.model.config.vocab_size or min(prompt_ids) < 0:
+            raise InvalidRequestError("prompt", f"token ids must be in [0, {self.model.config.vocab_size})")
+
+    def add_request(self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None,
+                    constraint=None) -> str:
+        """`constraint`: a factory called once per sequence for a token-mask object (see Request.constraints)."""
+        self.check_prompt(prompt_ids)
+        request_id = request_id or f"req-{next(self._ids)}"
+        budget = self.max_model_len - len(prompt_ids)
+        max_new = min(params.max_tokens or budget, budget)
+        vocab = self.model.config.vocab_size
+        seqs, outputs, samplers = [], [], []
+        for i in range(params.n):
+            seed = None if params.seed is None else params.seed + i
+            seqs.append(Sequence(list(prompt_ids), params))
+            outputs.append(OutputState(i, self.tokenizer, params, self.eos_token_ids, max_new))
+            samplers.append(Sampler(params.updated(seed=seed), vocab, prompt_ids, 1, self.device))
+        constraints = [constraint() for _ in range(params.n)] if constraint else None
+        request = Request(request_id, list(prompt_ids), params, seqs, outputs, samplers, constraints)
+        self.requests[request_id] = request
+        for k, seq in enumerate(seqs):
+            self.owners[seq.seq_id] = (request, k)
+            self.scheduler.add(seq)
+        return request_id
+
+    def abort(self, request_id: str) -> None:
+        request = self.requests.pop(request_id, None)
+        if request is None:
+            return
+        for seq in request.seqs:
+            self.owners.pop(seq.seq_id, None)
+            if not seq.is_finished:
+                self.scheduler.finish(seq, "abort")
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.has_work()
+
+    # -- one step ----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self) -> list[tuple[str, StreamDelta]]:
+        chunks = self.scheduler.schedule()
+        if not chunks:
+            return []
+        batch = PagedBatch(chunks, self.block_size, self.device)
+        ids = torch.tensor([t for c in chunks for t in c.seq.token_ids[c.start:c.start + c.length]],
+                           device=self.device)
+        hidden = self.model.paged_hidden_states(ids, batch, self.kv_cache)
+        ends = list(itertools.accumulate(c.length for c in chunks))
+        sampling = [i for i, c in enumerate(chunks) if c.samples]
+        logits = self.model.lm_head(hidden[[ends[i] - 1 for i in sampling]]).float() if sampling else None
+        for c in chunks:
+            c.seq.num_computed_tokens += c.length
+            self.blocks.commit_full_blocks(c.seq)
+        deltas = []
+        for row, i in enumerate(sampling):
+            seq = chunks[i].seq
+            request, k = self.owners[seq.seq_id]
+            deltas.append((request.request_id, self._sample(request, k, seq, logits[row:row + 1])))
+            if output_done := request.outputs[k].finish_reason:
+                del self.owners[seq.seq_id]
+            if output_done and request.finished:
+                del self.requests[request.request_id]
+        return deltas
+
+    def _sample(self, request: Request, k: int, seq: Sequence, logits: torch.Tensor) -> StreamDelta:
+        output, sampler = request.outputs[k], request.samplers[k]
+        constraint = request.constraints[k] if request.constraints else None
+        token = sampler(logits, output.banned(), constraint.allowed(logits.shape[-1]) if constraint else None)
+        sampler.record(token)
+        if constraint:
+            constraint.accept(int(token))
+        logprob = None
+        if request.params.logprobs is not None:
+            scored = token_logprobs(logits, token, request.params.logprobs)[0]
+            logprob = make_logprob(self.tokenizer, int(token), scored)
+        delta = output.advance(int(token), logprob)
+        seq.token_ids.append(int(token))
+        if output.finish_reason:
+            self.scheduler.finish(seq, output.finish_reason)
+        return delta
