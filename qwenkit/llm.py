@@ -51,7 +51,7 @@ def pick_quant(quant: str, checkpoint, device: torch.device) -> str:
 class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
                  quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, kv_cache_memory: int = 512 << 20, max_num_seqs: int = 32):
         from qwenkit.models.load import QUANT_MODES
         from qwenkit.store import resolve
         if quant != "auto" and quant not in QUANT_MODES:
@@ -72,6 +72,8 @@ class LLM:
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
         eos = self.checkpoint.generation.eos_token_ids or self.tokenizer.eos_token_ids
         self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len)
+        self.kv_cache_memory, self.max_num_seqs = kv_cache_memory, max_num_seqs
+        self._engine = None
         self.load_seconds = time.perf_counter() - started
         self.name = model
 
@@ -104,24 +106,45 @@ class LLM:
         params = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(params) != len(prompts):
             raise InvalidRequestError("sampling_params", "needs one entry per prompt")
-        return [self._collect(p if isinstance(p, str) else None, self.encode(p), sp)
-                for p, sp in zip(prompts, params)]
+        texts = [p if isinstance(p, str) else None for p in prompts]
+        ids = [self.encode(p) for p in prompts]
+        if len(prompts) > 1:
+            return self._run_batch(texts, ids, params)
+        return [self._collect(texts[0], ids[0], params[0])]
+
+    @property
+    def engine(self):
+        """The batching engine (continuous batching, paged KV cache), created on first use."""
+        if self._engine is None:
+            from qwenkit.engine.llm_engine import LLMEngine
+            self._engine = LLMEngine(self.model, self.tokenizer, self.generator.eos_token_ids, self.max_model_len,
+                                     kv_cache_memory=self.kv_cache_memory, max_num_seqs=self.max_num_seqs)
+        return self._engine
+
+    def _run_batch(self, prompts: list[str | None], ids: list[list[int]],
+                   params: list[SamplingParams]) -> list[RequestOutput]:
+        """Several prompts at once through the batching engine; results in prompt order."""
+        engine = self.engine
+        for p, sp in zip(ids, params):
+            engine.check_prompt(p)
+        rids = [engine.add_request(p, sp) for p, sp in zip(ids, params)]
+        outs = {rid: [CompletionOutput(i, "", [], None, logprobs=[] if sp.logprobs is not None else None)
+                      for i in range(sp.n)] for rid, sp in zip(rids, params)}
+        try:
+            while engine.has_unfinished():
+                for rid, delta in engine.step():
+                    _accumulate(outs[rid][delta.index], delta)
+        finally:
+            for rid in rids:
+                engine.abort(rid)
+        return [RequestOutput(p, i, _finalize(outs[rid])) for p, i, rid in zip(prompts, ids, rids)]
 
     def _collect(self, prompt: str | None, ids: list[int], params: SamplingParams) -> RequestOutput:
         outs = [CompletionOutput(i, "", [], None, logprobs=[] if params.logprobs is not None else None)
                 for i in range(params.n)]
         for delta in self.generator.stream(ids, params):
-            out = outs[delta.index]
-            out.text += delta.text
-            out.token_ids.append(delta.token_id)
-            if delta.logprob is not None:
-                out.logprobs.append(delta.logprob)
-            if delta.finish_reason:
-                out.finish_reason, out.stop_reason = delta.finish_reason, delta.stop_reason
-        for out in outs:
-            if out.logprobs:
-                out.cumulative_logprob = sum(lp.logprob for lp in out.logprobs)
-        return RequestOutput(prompt, ids, outs)
+            _accumulate(outs[delta.index], delta)
+        return RequestOutput(prompt, ids, _finalize(outs))
 
     # -- chat --------------------------------------------------------------------------------------------
     def chat_prompt_ids(self, messages: list[dict], tools: list[dict] | None = None,
@@ -141,5 +164,23 @@ class LLM:
              add_generation_prompt: bool = True) -> list[RequestOutput]:
         conversations = [messages] if messages and isinstance(messages[0], dict) else messages
         params = sampling_params or self.get_default_sampling_params()
-        return [self._collect(None, self.chat_prompt_ids(c, tools, chat_template_kwargs, add_generation_prompt), params)
-                for c in conversations]
+        ids = [self.chat_prompt_ids(c, tools, chat_template_kwargs, add_generation_prompt) for c in conversations]
+        if len(ids) > 1:
+            return self._run_batch([None] * len(ids), ids, [params] * len(ids))
+        return [self._collect(None, ids[0], params)]
+
+
+def _accumulate(out: CompletionOutput, delta: StreamDelta) -> None:
+    out.text += delta.text
+    out.token_ids.append(delta.token_id)
+    if delta.logprob is not None:
+        out.logprobs.append(delta.logprob)
+    if delta.finish_reason:
+        out.finish_reason, out.stop_reason = delta.finish_reason, delta.stop_reason
+
+
+def _finalize(outs: list[CompletionOutput]) -> list[CompletionOutput]:
+    for out in outs:
+        if out.logprobs:
+            out.cumulative_logprob = sum(lp.logprob for lp in out.logprobs)
+    return outs

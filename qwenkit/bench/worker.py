@@ -37,6 +37,68 @@ def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int)
             "weight_bytes_per_token": weight_bytes_per_token(llm.model), "prompt_tokens": len(ids)}
 
 
+def _prompts(llm, count: int, low: int, high: int, seed: int) -> list[list[int]]:
+    """Chat prompts of varied length built from a fixed text, deterministic by seed."""
+    import random
+    rng = random.Random(seed)
+    words = ("the robot painted a quiet harbour at dawn while gulls argued over the fish market and "
+             "old sailors mended nets beside the lighthouse").split()
+    out = []
+    for _ in range(count):
+        target = rng.randrange(low, high + 1)
+        text = " ".join(rng.choice(words) for _ in range(target))
+        ids = llm.chat_prompt_ids([{"role": "user", "content": text}])
+        out.append(ids[: target - 6] + ids[-6:] if len(ids) > target else ids)
+    return out
+
+
+def qwenkit_throughput(model: str, quant: str, requests: int, new_tokens: int) -> dict:
+    """W2: all requests submitted at once to the batching engine; per-request time per output token."""
+    from qwenkit import LLM, SamplingParams
+    llm = LLM(model, quant=quant, max_num_seqs=requests)
+    prompts = _prompts(llm, requests, 32, 512, seed=0)
+    params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
+    llm.generate(prompts[:2], params.updated(max_tokens=4))  # warm-up
+    engine = llm.engine
+    started = time.perf_counter()
+    rids = [engine.add_request(p, params) for p in prompts]
+    first, last, counts = {}, {}, dict.fromkeys(rids, 0)
+    while engine.has_unfinished():
+        for rid, _ in engine.step():
+            now = time.perf_counter()
+            first.setdefault(rid, now)
+            last[rid], counts[rid] = now, counts[rid] + 1
+    elapsed = time.perf_counter() - started
+    tpot = sorted((last[r] - first[r]) / max(counts[r] - 1, 1) for r in rids)
+    return {"requests": requests, "prompt_tokens": [len(p) for p in prompts], "new_tokens": new_tokens,
+            "output_tok_s": sum(counts.values()) / elapsed, "elapsed_s": elapsed,
+            "tpot_p50_ms": 1000 * tpot[len(tpot) // 2], "tpot_p99_ms": 1000 * tpot[min(len(tpot) - 1,
+                                                                                       int(0.99 * len(tpot)))],
+            "preemptions": engine.scheduler.num_preemptions, "quant": llm.quant}
+
+
+def qwenkit_shared_prefix(model: str, quant: str, requests: int, prefix_tokens: int) -> dict:
+    """W3: requests sharing a long system prompt, one after another: first-token time cold vs prefix hit."""
+    from qwenkit import LLM, SamplingParams
+    llm = LLM(model, quant=quant)
+    system = _prompts(llm, 1, prefix_tokens, prefix_tokens, seed=1)[0][:prefix_tokens]
+    questions = _prompts(llm, requests, 12, 24, seed=2)
+    params = SamplingParams(temperature=0, max_tokens=1, ignore_eos=True)
+    engine = llm.engine
+    llm.generate([questions[0], questions[1]], params)  # warm-up kernels, not the prefix
+    ttfts = []
+    for q in questions:
+        started = time.perf_counter()
+        rid = engine.add_request(system + q, params)
+        while engine.has_unfinished():
+            engine.step()
+        ttfts.append(time.perf_counter() - started)
+        engine.abort(rid)
+    warm = statistics.median(ttfts[1:])
+    return {"prefix_tokens": prefix_tokens, "requests": requests, "cold_ttft_ms": 1000 * ttfts[0],
+            "hit_ttft_ms": 1000 * warm, "hit_over_cold": warm / ttfts[0], "block_hits": engine.blocks.hits}
+
+
 def transformers_single_stream(gguf: str, dtype: str, new_tokens: int, repeats: int) -> dict:
     from pathlib import Path
 
@@ -87,7 +149,8 @@ def llama_cpp_single_stream(gguf: str, new_tokens: int, repeats: int, threads: i
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("system", choices=["qwenkit", "transformers", "llama.cpp"])
+    parser.add_argument("system", choices=["qwenkit", "transformers", "llama.cpp", "qwenkit-w2", "qwenkit-w3"])
+    parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--model", required=True)
     parser.add_argument("--quant", default="auto")
     parser.add_argument("--dtype", default="float32")
@@ -98,6 +161,10 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     if a.system == "qwenkit":
         result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats)
+    elif a.system == "qwenkit-w2":
+        result = qwenkit_throughput(a.model, a.quant, a.requests, a.new_tokens)
+    elif a.system == "qwenkit-w3":
+        result = qwenkit_shared_prefix(a.model, a.quant, a.requests, 1024)
     elif a.system == "transformers":
         result = transformers_single_stream(a.model, a.dtype, a.new_tokens, a.repeats)
     else:

@@ -50,8 +50,9 @@ class LLMEngine:
                                       "more memory")
         self.max_model_len = min(max_model_len, num_blocks * block_size)  # one sequence must fit in the pool
         shape = (num_blocks * block_size, cfg.num_key_value_heads, cfg.head_dim)
-        self.kv_cache = [(torch.zeros(shape, dtype=dtype, device=self.device),
-                          torch.zeros(shape, dtype=dtype, device=self.device)) for _ in range(cfg.num_hidden_layers)]
+        # empty, not zeros: every slot is written before it is read, and untouched pages cost no memory
+        self.kv_cache = [(torch.empty(shape, dtype=dtype, device=self.device),
+                          torch.empty(shape, dtype=dtype, device=self.device)) for _ in range(cfg.num_hidden_layers)]
         self.capacity_tokens = num_blocks * block_size
         self.blocks = BlockManager(num_blocks, block_size)
         self.scheduler = Scheduler(self.blocks, max_num_seqs, max(max_num_batched_tokens, block_size))

@@ -122,3 +122,12 @@ def test_aborts_return_every_block_after_random_operations(llm):
         eng.step()
     assert eng.blocks.num_free_blocks == len(eng.blocks.blocks)
     assert all(b.ref_count == 0 for b in eng.blocks.blocks) and not eng.requests and not eng.owners
+
+
+def test_llm_generate_batches_several_prompts(llm):
+    ps = prompts(4, seed=11)
+    batched = llm.generate(ps, GREEDY)
+    assert [o.prompt_token_ids for o in batched] == ps
+    assert [o.outputs[0].token_ids for o in batched] == [single(llm, p)[0] for p in ps]
+    assert all(o.outputs[0].finish_reason == "length" for o in batched)
+    assert llm.engine.blocks.num_free_blocks == len(llm.engine.blocks.blocks)
