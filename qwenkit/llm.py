@@ -125,7 +125,7 @@ class LLM:
                    params: list[SamplingParams]) -> list[RequestOutput]:
         """Several prompts at once through the batching engine; results in prompt order."""
         engine = self.engine
-        for p, sp in zip(ids, params):
+        for p in ids:
             engine.check_prompt(p)
         rids = [engine.add_request(p, sp) for p, sp in zip(ids, params)]
         outs = {rid: [CompletionOutput(i, "", [], None, logprobs=[] if sp.logprobs is not None else None)

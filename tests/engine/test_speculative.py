@@ -42,7 +42,8 @@ def test_unrelated_draft_still_gives_target_output(target, tiny_models, tmp_path
 def test_quantized_draft_of_the_embedded_model(smollm2_gguf):
     target = LLM(str(smollm2_gguf), quant="none")
     draft = load_model(load_checkpoint(smollm2_gguf), quant="int4")
-    ids = target.chat_prompt_ids([{"role": "user", "content": "Write a short story about a robot who learns to paint."}])
+    story = "Write a short story about a robot who learns to paint."
+    ids = target.chat_prompt_ids([{"role": "user", "content": story}])
     spec = _decoder(target, draft)
     params = SamplingParams(temperature=0, max_tokens=48, ignore_eos=True)
     tokens = [d.token_id for d in spec.stream(ids, params)]
