@@ -17,9 +17,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int) -> dict:
+def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int, dtype: str = "auto") -> dict:
     from qwenkit import LLM, SamplingParams
-    llm = LLM(model, quant=quant)
+    llm = LLM(model, quant=quant, dtype=dtype)
     ids = llm.chat_prompt_ids([{"role": "user", "content": W1_PROMPT}])
     params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
     list(llm.generator.stream(ids, params.updated(max_tokens=8)))  # warm-up
@@ -42,7 +42,7 @@ def _prompts(llm, count: int, low: int, high: int, seed: int) -> list[list[int]]
     import random
     rng = random.Random(seed)
     words = ("the robot painted a quiet harbour at dawn while gulls argued over the fish market and "
-             "old sailors mended nets beside the lighthouse").split()
+             "old sailors mended nets beside the lighthouse").split()  # noqa: SIM905
     out = []
     for _ in range(count):
         target = rng.randrange(low, high + 1)
@@ -99,15 +99,17 @@ def qwenkit_shared_prefix(model: str, quant: str, requests: int, prefix_tokens: 
             "hit_ttft_ms": 1000 * warm, "hit_over_cold": warm / ttfts[0], "block_hits": engine.blocks.hits}
 
 
-def transformers_single_stream(gguf: str, dtype: str, new_tokens: int, repeats: int) -> dict:
+def transformers_single_stream(model_path: str, dtype: str, new_tokens: int, repeats: int) -> dict:
+    """transformers generate on the same weights: a GGUF (dequantized by transformers) or an HF folder."""
     from pathlib import Path
 
     import transformers
     started = time.perf_counter()
-    path = Path(gguf)
-    tok = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=getattr(torch, dtype)).eval()
+    path = Path(model_path)
+    where = dict(gguf_file=path.name) if path.suffix == ".gguf" else {}
+    folder = path.parent if path.suffix == ".gguf" else path
+    tok = transformers.AutoTokenizer.from_pretrained(folder, **where)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **where).eval()
     load = time.perf_counter() - started
     ids = tok.apply_chat_template([{"role": "user", "content": W1_PROMPT}], add_generation_prompt=True,
                                   return_tensors="pt", return_dict=True)["input_ids"]
@@ -151,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("system", choices=["qwenkit", "transformers", "llama.cpp", "qwenkit-w2", "qwenkit-w3"])
     parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--qwenkit-dtype", default="auto")
     parser.add_argument("--model", required=True)
     parser.add_argument("--quant", default="auto")
     parser.add_argument("--dtype", default="float32")
@@ -160,7 +163,7 @@ def main() -> None:
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     if a.system == "qwenkit":
-        result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats)
+        result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats, a.qwenkit_dtype)
     elif a.system == "qwenkit-w2":
         result = qwenkit_throughput(a.model, a.quant, a.requests, a.new_tokens)
     elif a.system == "qwenkit-w3":
