@@ -41,8 +41,9 @@ def _prompts(llm, count: int, low: int, high: int, seed: int) -> list[list[int]]
     """Chat prompts of varied length built from a fixed text, deterministic by seed."""
     import random
     rng = random.Random(seed)
-    words = ("the robot painted a quiet harbour at dawn while gulls argued over the fish market and "
-             "old sailors mended nets beside the lighthouse").split()  # noqa: SIM905
+    text = ("the robot painted a quiet harbour at dawn while gulls argued over the fish market and "
+            "old sailors mended nets beside the lighthouse")
+    words = text.split()
     out = []
     for _ in range(count):
         target = rng.randrange(low, high + 1)

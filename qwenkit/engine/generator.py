@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from qwenkit.engine.decode_step import DecodeStep
 from qwenkit.engine.kv_cache import allocate_kv_cache, grow_kv_cache
 from qwenkit.engine.sampler import Sampler, token_logprobs
 from qwenkit.engine.stop import StopStrings
@@ -29,8 +30,10 @@ class _Row:
 
 
 class Generator:
-    def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int):
+    def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
+                 *, compile: bool = False):
         self.model, self.tokenizer = model, tokenizer
+        self.decode = DecodeStep(model, compile)
         self.eos_token_ids = eos_token_ids
         self.max_model_len = max_model_len
         self.device = model.inv_freq.device
@@ -75,7 +78,7 @@ class Generator:
                 return
             if position >= cache[0][0].shape[2]:
                 cache = grow_kv_cache(cache, min(total, 2 * position))
-            logits = self.model(tokens[:, None], torch.tensor([position], device=self.device), cache)[:, -1].float()
+            logits = self.decode(tokens, position, cache)
             position += 1
 
     def _prefill(self, prompt_ids: list[int], cache) -> torch.Tensor:
@@ -83,7 +86,7 @@ class Generator:
         for start in range(0, len(prompt_ids), PREFILL_CHUNK):
             chunk = ids[start:start + PREFILL_CHUNK]
             positions = torch.arange(start, start + chunk.shape[0], device=self.device)
-            logits = self.model(chunk[None], positions, cache, last_only=True)
+            logits = self.model(chunk[None], positions, cache, last_only=True, start=start)
         return logits[:, -1].float()
 
     def _advance(self, row: _Row, index: int, token: int, ends: set[int], stops: StopStrings,

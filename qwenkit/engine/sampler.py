@@ -24,11 +24,14 @@ class Sampler:
                 ids = torch.tensor(list(params.logit_bias), dtype=torch.long, device=device)
                 self.bias[ids] = torch.tensor(list(params.logit_bias.values()), device=device)
 
-    def __call__(self, logits: torch.Tensor, banned: list[int] | None = None) -> torch.Tensor:
-        """logits [rows, vocab] fp32 -> token ids [rows]."""
+    def __call__(self, logits: torch.Tensor, banned: list[int] | None = None,
+                 allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """logits [rows, vocab] fp32 -> token ids [rows]; `allowed` [vocab] bool masks the rest (grammars)."""
         logits = self.penalize(logits)
         if banned:
             logits[:, banned] = float("-inf")
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         p = self.params
         if p.greedy:
             return logits.argmax(dim=-1)

@@ -66,8 +66,8 @@ def _yarn(inv_freq: torch.Tensor, dim: int, base: float, config: ModelConfig, s:
 
 def rope_cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor, scale: float,
                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sign-folded sin for `rotate`, [T, 1, head_dim]: broadcast over [B, T, heads, head_dim]."""
-    angles = positions[:, None, None].float() * inv_freq
+    """cos and sign-folded sin for `rotate`, [T, head_dim]: broadcast over [B, heads, T, head_dim]."""
+    angles = positions[:, None].float() * inv_freq
     cos, sin = angles.cos() * scale, angles.sin() * scale
     return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([-sin, sin], dim=-1).to(dtype)
 
