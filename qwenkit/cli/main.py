@@ -6,8 +6,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 def _register() -> None:
-    from qwenkit.cli import bench, inference, store
+    from qwenkit.cli import bench, inference, serve, store
     inference.register(app)
+    serve.register(app)
     store.register(app)
     bench.register(app)
 

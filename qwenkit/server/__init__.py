@@ -1,0 +1,1 @@
+"""qwenkit serve: OpenAI- and Ollama-compatible HTTP API over the batching engine."""
