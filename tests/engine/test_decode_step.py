@@ -57,6 +57,7 @@ def test_quantized_decode_steps_close_to_full_forward(smooth_qwen2, quant):
     assert (steps - full).abs().max() < 0.02 * full.abs().max()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inductor's own
 def test_compiled_step_equals_eager_and_survives_cache_growth(tiny_models):
     model = load_model(load_checkpoint(tiny_models("qwen3")[0]))
     eager = decode_logits(model, IDS[:28], DecodeStep(model))

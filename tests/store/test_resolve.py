@@ -11,7 +11,8 @@ from tests.store import tiny
 def test_builtin_smollm2(store):
     for ref in ("smollm2:135m", "smollm2", "SmolLM2:135M"):
         r = resolve(ref, store)
-        assert r == ResolvedModel(path=smollm2_path(), name="smollm2:135m", format="gguf")
+        assert r == ResolvedModel(path=smollm2_path(), name="smollm2:135m", format="gguf",
+                                  params={"temperature": 0.2, "top_p": 0.9})
     assert r.path.is_file() and r.path.suffix == ".gguf"
     assert describe("smollm2", store)["architecture"] == "llama"
 
