@@ -128,3 +128,35 @@ for target in [("192.0.2.1", 9), ("example.invalid", 80)]:
                                          ("8.8.8.8", False), (b"localhost", True), (None, True)])
 def test_loopback_detection(host, local):
     assert offline.is_local(host) is local
+
+
+SERVE_AND_ASK = """
+import json, socket, subprocess, sys, time, urllib.request
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+server = subprocess.Popen([sys.executable, {cli!r}, "serve", "smollm2:135m", "--port", str(port)])
+try:
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{{port}}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    body = json.dumps({{"model": "smollm2:135m", "max_tokens": 8,
+                       "messages": [{{"role": "user", "content": "Say hi"}}]}}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{{port}}/v1/chat/completions", body,
+                                     {{"Content-Type": "application/json"}})
+    reply = json.load(urllib.request.urlopen(request, timeout=120))
+    print(reply["choices"][0]["finish_reason"])
+finally:
+    server.terminate()
+    server.wait(timeout=60)
+"""
+
+
+def test_serve_answers_on_loopback_without_outbound_connections(tmp_path):
+    """`qwenkit serve` loads, answers a real request over loopback, and never tries to reach further."""
+    proc, attempts = run_guarded([sys.executable, "-c", SERVE_AND_ASK.format(cli=str(CLI))], tmp_path)
+    assert attempts == [], f"`qwenkit serve` tried to reach the network: {attempts}"
+    assert proc.returncode == 0 and proc.stdout.strip() in ("stop", "length"), proc.stderr[-3000:]
