@@ -6,9 +6,9 @@ import torch
 
 from qwenkit.engine.decode_step import DecodeStep
 from qwenkit.engine.kv_cache import allocate_kv_cache, grow_kv_cache
+from qwenkit.engine.limits import check_prompt
 from qwenkit.engine.sampler import Sampler, token_logprobs
 from qwenkit.engine.stop import StopStrings
-from qwenkit.errors import InvalidRequestError
 from qwenkit.models import CausalLM
 from qwenkit.outputs import StreamDelta, TokenLogprob
 from qwenkit.sampling_params import SamplingParams
@@ -40,13 +40,7 @@ class Generator:
         self.dtype = model.dtype
 
     def check_prompt(self, prompt_ids: list[int]) -> None:
-        if not prompt_ids:
-            raise InvalidRequestError("prompt", "is empty")
-        if len(prompt_ids) >= self.max_model_len:
-            raise InvalidRequestError("prompt", f"has {len(prompt_ids)} tokens but the context limit is "
-                                      f"{self.max_model_len}; shorten it or raise --max-model-len")
-        if max(prompt_ids) >= self.model.config.vocab_size or min(prompt_ids) < 0:
-            raise InvalidRequestError("prompt", f"token ids must be in [0, {self.model.config.vocab_size})")
+        check_prompt(prompt_ids, self.max_model_len, self.model.config.vocab_size)
 
     @torch.inference_mode()
     def stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from qwenkit.engine.block_manager import BlockManager
+from qwenkit.engine.limits import check_prompt
 from qwenkit.engine.output_state import OutputState, make_logprob
 from qwenkit.engine.paged_attention import PagedBatch
 from qwenkit.engine.sampler import Sampler, token_logprobs
@@ -62,13 +63,7 @@ class LLMEngine:
 
     # -- requests ----------------------------------------------------------------------------------------
     def check_prompt(self, prompt_ids: list[int]) -> None:
-        if not prompt_ids:
-            raise InvalidRequestError("prompt", "is empty")
-        if len(prompt_ids) >= self.max_model_len:
-            raise InvalidRequestError("prompt", f"has {len(prompt_ids)} tokens but the context limit is "
-                                      f"{self.max_model_len}; shorten it or raise --max-model-len")
-        if max(prompt_ids) >= self.model.config.vocab_size or min(prompt_ids) < 0:
-            raise InvalidRequestError("prompt", f"token ids must be in [0, {self.model.config.vocab_size})")
+        check_prompt(prompt_ids, self.max_model_len, self.model.config.vocab_size)
 
     def add_request(self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None,
                     constraint=None) -> str:
