@@ -49,7 +49,8 @@ class Generator:
         max_new = min(params.max_tokens or budget, budget)
         n = params.n
         total = len(prompt_ids) + max_new
-        cache = allocate_kv_cache(self.model.config, n, min(total, len(prompt_ids) + CACHE_STEP), self.dtype, self.device)
+        cache = allocate_kv_cache(self.model.config, n, min(total, len(prompt_ids) + CACHE_STEP), self.dtype,
+                                  self.device)
         logits = self._prefill(prompt_ids, cache).expand(n, -1).clone()
         for k, v in cache:
             k[1:], v[1:] = k[:1], v[:1]
@@ -70,7 +71,7 @@ class Generator:
                                         last=step == max_new - 1)
             if all(r.finish_reason for r in rows):
                 return
-            if position >= cache[0][0].shape[2]:
+            if position + 1 >= cache[0][0].shape[2]:  # keep a free slot: a compiled step specializes on a full cache
                 cache = grow_kv_cache(cache, min(total, 2 * position))
             logits = self.decode(tokens, position, cache)
             position += 1

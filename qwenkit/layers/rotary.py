@@ -75,4 +75,3 @@ def rope_cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor, scale: float,
 def rotate(x: torch.Tensor, cos: torch.Tensor, folded_sin: torch.Tensor) -> torch.Tensor:
     """NeoX rotate_half rope with the sign folded into sin: rolling the halves replaces neg and cat."""
     return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), folded_sin)
-

@@ -60,7 +60,7 @@ def test_tool_calls_come_back_as_objects(client):
     assert client.chat(model="tiny", messages=history, tools=TOOLS, options={"num_predict": 3}).done
 
 
-def test_think_false_closes_the_thinking_block(client, server):
+def test_think_false_closes_the_thinking_block(client, server, shared_qwen):  # needs the Qwen3 template
     show = client.show("tiny")
     assert "thinking" in show.capabilities and "tools" in show.capabilities
     out = client.chat(model="tiny", messages=[{"role": "user", "content": "hi"}], think=False,
