@@ -51,7 +51,8 @@ def pick_quant(quant: str, checkpoint, device: torch.device) -> str:
 class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
                  quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
-                 threads: int | None = None, kv_cache_memory: int = 512 << 20, max_num_seqs: int = 32):
+                 threads: int | None = None, kv_cache_memory: int = 512 << 20, max_num_seqs: int = 32,
+                 compile: bool = False):
         from qwenkit.models.load import QUANT_MODES
         from qwenkit.store import resolve
         if quant != "auto" and quant not in QUANT_MODES:
@@ -71,7 +72,7 @@ class LLM:
         config = self.checkpoint.config
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
         eos = self.checkpoint.generation.eos_token_ids or self.tokenizer.eos_token_ids
-        self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len)
+        self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len, compile=compile)
         self.kv_cache_memory, self.max_num_seqs = kv_cache_memory, max_num_seqs
         self._engine = None
         self.load_seconds = time.perf_counter() - started

@@ -39,6 +39,8 @@ def single_stream(gguf: str, new_tokens: int, repeats: int, threads: int) -> dic
     common = ["--model", gguf, "--new-tokens", str(new_tokens), "--repeats", str(repeats), "--threads", str(threads)]
     systems = {f"qwenkit ({q})": _measure(f"W1 qwenkit {q}", ["qwenkit", "--quant", q, *common])
                for q in ("auto", "int8", "none")}
+    systems["qwenkit (auto, --compile)"] = _measure("W1 qwenkit compiled",
+                                                    ["qwenkit", "--quant", "auto", "--compile", *common])
     for dtype in ("float32", "bfloat16"):
         systems[f"transformers ({dtype})"] = _measure(f"W1 transformers {dtype}",
                                                       ["transformers", "--dtype", dtype, *common])

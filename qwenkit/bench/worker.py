@@ -17,9 +17,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int, dtype: str = "auto") -> dict:
+def qwenkit_single_stream(model: str, quant: str, new_tokens: int, repeats: int, dtype: str = "auto",
+                          compile: bool = False) -> dict:
     from qwenkit import LLM, SamplingParams
-    llm = LLM(model, quant=quant, dtype=dtype)
+    llm = LLM(model, quant=quant, dtype=dtype, compile=compile)
     ids = llm.chat_prompt_ids([{"role": "user", "content": W1_PROMPT}])
     params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
     list(llm.generator.stream(ids, params.updated(max_tokens=8)))  # warm-up
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("system", choices=["qwenkit", "transformers", "llama.cpp", "qwenkit-w2", "qwenkit-w3"])
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--qwenkit-dtype", default="auto")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--model", required=True)
     parser.add_argument("--quant", default="auto")
     parser.add_argument("--dtype", default="float32")
@@ -164,7 +166,7 @@ def main() -> None:
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     if a.system == "qwenkit":
-        result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats, a.qwenkit_dtype)
+        result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats, a.qwenkit_dtype, a.compile)
     elif a.system == "qwenkit-w2":
         result = qwenkit_throughput(a.model, a.quant, a.requests, a.new_tokens)
     elif a.system == "qwenkit-w3":

@@ -11,7 +11,10 @@ def allocate_kv_cache(config: ModelConfig, rows: int, length: int, dtype: torch.
             for _ in range(config.num_hidden_layers)]
 
 
-def grow_kv_cache(cache: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def grow_kv_cache(cache: KVCache, length: int) -> KVCache:
     """Reallocate to `length` positions, keeping what is cached."""
     grown = []
     for k, v in cache:

@@ -41,19 +41,23 @@ class Metrics:
     def render(self, pool) -> str:
         lines = ["# HELP qwenkit_requests_total HTTP requests by path and status.",
                  "# TYPE qwenkit_requests_total counter"]
-        lines += [f'qwenkit_requests_total{{path="{p}",status="{s}"}} {n}' for (p, s), n in sorted(self.requests.items())]
+        lines += [f'qwenkit_requests_total{{path="{p}",status="{s}"}} {n}'
+                  for (p, s), n in sorted(self.requests.items())]
         lines += ["# TYPE qwenkit_prompt_tokens_total counter", f"qwenkit_prompt_tokens_total {self.prompt_tokens}",
                   "# TYPE qwenkit_generation_tokens_total counter",
                   f"qwenkit_generation_tokens_total {self.generation_tokens}"]
         for metric, help_text, value in [
-                ("qwenkit_queue_depth", "Sequences waiting for the engine.", lambda w: len(w.engine.scheduler.waiting)),
-                ("qwenkit_running_sequences", "Sequences in the running batch.", lambda w: len(w.engine.scheduler.running)),
+                ("qwenkit_queue_depth", "Sequences waiting for the engine.",
+                 lambda w: len(w.engine.scheduler.waiting)),
+                ("qwenkit_running_sequences", "Sequences in the running batch.",
+                 lambda w: len(w.engine.scheduler.running)),
                 ("qwenkit_requests_in_flight", "Requests accepted and not finished.", lambda w: w.in_flight),
                 ("qwenkit_kv_cache_usage_ratio", "Fraction of KV cache blocks in use.", lambda w: w.kv_usage())]:
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
             lines += [f'{metric}{{model="{m.name}"}} {value(m.worker)}' for m in pool.loaded()]
         lines += ["# HELP qwenkit_request_latency_seconds Time to the whole response.",
-                  "# TYPE qwenkit_request_latency_seconds histogram", *self.latency.lines("qwenkit_request_latency_seconds"),
+                  "# TYPE qwenkit_request_latency_seconds histogram",
+                  *self.latency.lines("qwenkit_request_latency_seconds"),
                   "# HELP qwenkit_time_to_first_token_seconds Time from queueing to the first token.",
                   "# TYPE qwenkit_time_to_first_token_seconds histogram",
                   *self.first_token.lines("qwenkit_time_to_first_token_seconds"),
