@@ -63,6 +63,9 @@ class LLM:
             torch.set_num_threads(threads)
         started = time.perf_counter()
         self.resolved = resolve(model)
+        if self.resolved.adapter is not None:  # never run the base silently in its place
+            raise InvalidRequestError("model", f"{model} applies the LoRA adapter {self.resolved.adapter}, and "
+                                      "qwenkit cannot run adapters yet; run its base model instead")
         self.checkpoint = load_checkpoint(self.resolved.path)
         self.device = pick_device(device)
         self.quant = pick_quant(quant, self.checkpoint, self.device)
@@ -70,6 +73,7 @@ class LLM:
                                 quant=self.quant, group_size=group_size)
         self.tokenizer = self.checkpoint.tokenizer
         config = self.checkpoint.config
+        max_model_len = max_model_len or self.resolved.params.get("context_length")  # a created model's default
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
         eos = self.checkpoint.generation.eos_token_ids or self.tokenizer.eos_token_ids
         self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len, compile=compile)
@@ -152,6 +156,9 @@ class LLM:
                         chat_template_kwargs: dict | None = None, add_generation_prompt: bool = True) -> list[int]:
         if self.resolved.system and not any(m.get("role") == "system" for m in messages):
             messages = [{"role": "system", "content": self.resolved.system}, *messages]
+        if "think" in self.resolved.params:  # `qwenkit create --param think=false`
+            think = bool(self.resolved.params["think"])
+            chat_template_kwargs = {"enable_thinking": think, **(chat_template_kwargs or {})}
         return self.tokenizer.encode_chat(messages, tools=tools, add_generation_prompt=add_generation_prompt,
                                           **(chat_template_kwargs or {}))
 

@@ -122,3 +122,27 @@ def test_top_p_and_min_p_filter():
 def test_bad_sampling_params_name_the_field(field, value):
     with pytest.raises(InvalidRequestError, match=field):
         SamplingParams(**{field: value})
+
+
+def test_created_model_defaults_apply(tiny_models, monkeypatch):
+    """A store model made with `qwenkit create --param ...` brings its sampling, context and thinking defaults."""
+    from qwenkit.store import ResolvedModel
+    folder, _ = tiny_models("qwen3")
+    created = ResolvedModel(path=folder, params={"temperature": 0.3, "top_k": 5, "context_length": 128,
+                                                 "think": False}, system="Be brief.")
+    monkeypatch.setattr("qwenkit.store.resolve", lambda ref: created)
+    llm = LLM("mine:latest", quant="none")
+    params = llm.get_default_sampling_params()
+    assert (params.temperature, params.top_k, llm.max_model_len) == (0.3, 5, 128)
+    text = llm.tokenizer.decode(llm.chat_prompt_ids([{"role": "user", "content": "hi"}]), skip_special_tokens=False)
+    assert text.startswith("<|im_start|>system\nBe brief.")
+    if "enable_thinking" in (llm.tokenizer.chat_template or ""):
+        assert text.endswith("<think>\n\n</think>\n\n")
+
+
+def test_model_with_an_adapter_is_refused_not_silently_run_as_its_base(tiny_models, monkeypatch, tmp_path):
+    from qwenkit.store import ResolvedModel
+    created = ResolvedModel(path=tiny_models("qwen3")[0], adapter=tmp_path)
+    monkeypatch.setattr("qwenkit.store.resolve", lambda ref: created)
+    with pytest.raises(InvalidRequestError, match="adapter"):
+        LLM("tuned:latest", quant="none")
