@@ -113,6 +113,9 @@ def transformers_single_stream(model_path: str, dtype: str, new_tokens: int, rep
     tok = transformers.AutoTokenizer.from_pretrained(folder, **where)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **where).eval()
     load = time.perf_counter() - started
+    if tok.chat_template is None:  # qwenkit falls back to ChatML; give transformers the same template
+        from qwenkit.tokenizer.chatml import CHATML_TEMPLATE
+        tok.chat_template = CHATML_TEMPLATE
     ids = tok.apply_chat_template([{"role": "user", "content": W1_PROMPT}], add_generation_prompt=True,
                                   return_tensors="pt", return_dict=True)["input_ids"]
     run = dict(attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=tok.eos_token_id)
