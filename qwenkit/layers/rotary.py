@@ -66,8 +66,11 @@ def _yarn(inv_freq: torch.Tensor, dim: int, base: float, config: ModelConfig, s:
 
 def rope_cos_sin(positions: torch.Tensor, inv_freq: torch.Tensor, scale: float,
                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sign-folded sin for `rotate`, [T, head_dim]: broadcast over [B, heads, T, head_dim]."""
-    angles = positions[:, None].float() * inv_freq
+    """cos and sign-folded sin for `rotate`, [T, head_dim]: broadcast over [B, heads, T, head_dim].
+    Positions [B, T] (packed training rows, each with its own positions) give [B, 1, T, head_dim]."""
+    angles = positions[..., None].float() * inv_freq
+    if positions.dim() == 2:
+        angles = angles[:, None]
     cos, sin = angles.cos() * scale, angles.sin() * scale
     return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([-sin, sin], dim=-1).to(dtype)
 

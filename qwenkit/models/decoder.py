@@ -1,6 +1,7 @@
 """One decoder serves Qwen2/2.5, Qwen3, Qwen3-MoE and Llama, switched by ModelConfig."""
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from qwenkit.config import ModelConfig
 from qwenkit.layers.attention import Attention, Context
@@ -85,6 +86,24 @@ class CausalLM(nn.Module):
         for i, layer in enumerate(self.model.layers):
             x = layer(x, ctx, kv_cache[i])
         return self.model.norm(x)[0]
+
+    def packed_hidden_states(self, input_ids: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
+                             checkpointing: bool = False) -> torch.Tensor:
+        """The training forward: rows [B, T] that pack several examples. `positions` [B, T] restart at 0 for
+        each example and `segments` [B, T] number them, so no token attends across an example boundary.
+        With `checkpointing`, each layer's activations are recomputed in backward instead of kept."""
+        x = self.model.embed_tokens(input_ids).to(self.dtype)
+        cos, sin = rope_cos_sin(positions, self.inv_freq, self.rope_scale, x.dtype)
+        t = input_ids.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        mask = (segments[:, None, :, None] == segments[:, None, None, :]) & causal
+        ctx = Context(cos, sin, 0, mask)
+        for layer in self.model.layers:
+            if checkpointing and torch.is_grad_enabled():
+                x = checkpoint(layer, x, ctx, None, use_reentrant=False)
+            else:
+                x = layer(x, ctx, None)
+        return self.model.norm(x)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor,
                 kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None,

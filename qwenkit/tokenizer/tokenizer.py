@@ -63,7 +63,7 @@ class Tokenizer:
 
     def render_chat(self, messages: list[dict], tools: list[dict] | None = None,
                     add_generation_prompt: bool = True, **template_kwargs) -> str:
-        template, source = self._template(tools)
+        template, source = self._template(tools, messages)
         names = {"bos_token": self._parts.bos_token, "eos_token": next(iter(self._parts.eos_tokens), None)}
         variables = {k: v for k, v in names.items() if v is not None} | template_kwargs
         return chat_template.render(template, source, messages, tools, add_generation_prompt, variables)
@@ -98,16 +98,24 @@ class Tokenizer:
             start = match.end()
         return ids + self._plain(show(text[start:]))
 
-    def _template(self, tools: list[dict] | None) -> tuple[str, str]:
+    def _template(self, tools: list[dict] | None, messages: list[dict] = ()) -> tuple[str, str]:
         """(template, where it came from): the checkpoint's tool_use template when tools are given and it
-        has one, else chat_template, else qwenkit's ChatML."""
+        has one, else chat_template, else qwenkit's ChatML. A template that knows nothing of tools (it
+        would silently drop them, as SmolLM2's does) gives way to qwenkit's ChatML with Qwen-style tools
+        when the chat carries tools, tool calls or tool results."""
         if tools and "tool_use" in self._parts.named_templates:
             return self._parts.named_templates["tool_use"], self._template_source("tool_use")
         if self.chat_template is None:
             return CHATML_TEMPLATE, "qwenkit's ChatML template"
+        uses_tools = bool(tools) or any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+        if uses_tools and "tool" not in self.chat_template and self._is_chatml():
+            return CHATML_TEMPLATE, "qwenkit's ChatML template (the model's own template has no tool support)"
         if self.chat_template != self._parts.chat_template:
             return self.chat_template, "Tokenizer.chat_template"
         return self.chat_template, self._template_source("")
+
+    def _is_chatml(self) -> bool:
+        return "<|im_start|>" in self.special_tokens and "<|im_end|>" in self.special_tokens
 
     def _template_source(self, name: str) -> str:
         source = self._parts.template_source or self.source
