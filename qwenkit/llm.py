@@ -1,9 +1,11 @@
 """The Python API in vLLM's shape: LLM(model).generate(prompts, params) and .chat(messages, params)."""
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import torch
 
+from qwenkit.engine.adapters import AdapterRegistry
 from qwenkit.engine.generator import Generator
 from qwenkit.errors import InvalidRequestError
 from qwenkit.loading import load_checkpoint
@@ -52,7 +54,7 @@ class LLM:
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
                  quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
                  threads: int | None = None, kv_cache_memory: int = 512 << 20, max_num_seqs: int = 32,
-                 compile: bool = False):
+                 compile: bool = False, adapters: dict[str, str | Path] | None = None):
         from qwenkit.models.load import QUANT_MODES
         from qwenkit.store import resolve
         if quant != "auto" and quant not in QUANT_MODES:
@@ -63,20 +65,23 @@ class LLM:
             torch.set_num_threads(threads)
         started = time.perf_counter()
         self.resolved = resolve(model)
-        if self.resolved.adapter is not None:  # never run the base silently in its place
-            raise InvalidRequestError("model", f"{model} applies the LoRA adapter {self.resolved.adapter}, and "
-                                      "qwenkit cannot run adapters yet; run its base model instead")
         self.checkpoint = load_checkpoint(self.resolved.path)
         self.device = pick_device(device)
         self.quant = pick_quant(quant, self.checkpoint, self.device)
         self.model = load_model(self.checkpoint, pick_dtype(dtype, self.device), self.device,
                                 quant=self.quant, group_size=group_size)
+        self.adapters = AdapterRegistry(self.model)
+        if self.resolved.adapter is not None:  # a model made with `qwenkit create --adapter` runs it always
+            self.adapters.set_default(self.resolved.adapter)
+        for name, folder in (adapters or {}).items():
+            self.adapters.load(name, folder)
         self.tokenizer = self.checkpoint.tokenizer
         config = self.checkpoint.config
         max_model_len = max_model_len or self.resolved.params.get("context_length")  # a created model's default
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
         eos = self.checkpoint.generation.eos_token_ids or self.tokenizer.eos_token_ids
-        self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len, compile=compile)
+        self.generator = Generator(self.model, self.tokenizer, eos, self.max_model_len, compile=compile,
+                                   adapters=self.adapters)
         self.kv_cache_memory, self.max_num_seqs = kv_cache_memory, max_num_seqs
         self._engine = None
         self.load_seconds = time.perf_counter() - started
@@ -90,6 +95,15 @@ class LLM:
             repetition_penalty=g.repetition_penalty, presence_penalty=g.presence_penalty)
         return params.updated(**self.resolved.params) if self.resolved.params else params
 
+    # -- adapters -------------------------------------------------------------------------------------------
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load a PEFT LoRA adapter folder; requests then pick it with `adapter=name`."""
+        self.adapters.load(name, path)
+
+    def unload_adapter(self, name: str) -> None:
+        """Requests still streaming with it finish with it; new ones may not name it."""
+        self.adapters.unload(name)
+
     # -- completion --------------------------------------------------------------------------------------
     def encode(self, prompt: str | Sequence[int]) -> list[int]:
         if isinstance(prompt, str):
@@ -99,23 +113,36 @@ class LLM:
             return ids
         return list(prompt)
 
-    def stream(self, prompt: str | Sequence[int],
-               sampling_params: SamplingParams | None = None) -> Iterator[StreamDelta]:
-        return self.generator.stream(self.encode(prompt), sampling_params or self.get_default_sampling_params())
+    def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None, *,
+               adapter: str | None = None) -> Iterator[StreamDelta]:
+        self.adapters.slot(adapter)  # an unknown name fails here, not at the first token
+        return self.generator.stream(self.encode(prompt), sampling_params or self.get_default_sampling_params(),
+                                     adapter)
 
     def generate(self, prompts: str | Sequence[int] | Sequence[str | Sequence[int]],
-                 sampling_params: SamplingParams | Sequence[SamplingParams] | None = None) -> list[RequestOutput]:
+                 sampling_params: SamplingParams | Sequence[SamplingParams] | None = None, *,
+                 adapter: str | Sequence[str | None] | None = None) -> list[RequestOutput]:
+        """`adapter`: a loaded adapter's name for every prompt, or a list with one name (or None) per prompt."""
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         params = sampling_params or self.get_default_sampling_params()
         params = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(params) != len(prompts):
             raise InvalidRequestError("sampling_params", "needs one entry per prompt")
+        adapters = self._adapter_list(adapter, len(prompts))
         texts = [p if isinstance(p, str) else None for p in prompts]
         ids = [self.encode(p) for p in prompts]
         if len(prompts) > 1:
-            return self._run_batch(texts, ids, params)
-        return [self._collect(texts[0], ids[0], params[0])]
+            return self._run_batch(texts, ids, params, adapters)
+        return [self._collect(texts[0], ids[0], params[0], adapters[0])]
+
+    def _adapter_list(self, adapter: str | Sequence[str | None] | None, count: int) -> list[str | None]:
+        names = [adapter] * count if adapter is None or isinstance(adapter, str) else list(adapter)
+        if len(names) != count:
+            raise InvalidRequestError("adapter", "needs one entry per prompt")
+        for name in names:
+            self.adapters.slot(name)
+        return names
 
     @property
     def engine(self):
@@ -123,16 +150,17 @@ class LLM:
         if self._engine is None:
             from qwenkit.engine.llm_engine import LLMEngine
             self._engine = LLMEngine(self.model, self.tokenizer, self.generator.eos_token_ids, self.max_model_len,
-                                     kv_cache_memory=self.kv_cache_memory, max_num_seqs=self.max_num_seqs)
+                                     kv_cache_memory=self.kv_cache_memory, max_num_seqs=self.max_num_seqs,
+                                     adapters=self.adapters)
         return self._engine
 
-    def _run_batch(self, prompts: list[str | None], ids: list[list[int]],
-                   params: list[SamplingParams]) -> list[RequestOutput]:
+    def _run_batch(self, prompts: list[str | None], ids: list[list[int]], params: list[SamplingParams],
+                   adapters: list[str | None]) -> list[RequestOutput]:
         """Several prompts at once through the batching engine; results in prompt order."""
         engine = self.engine
         for p in ids:
             engine.check_prompt(p)
-        rids = [engine.add_request(p, sp) for p, sp in zip(ids, params)]
+        rids = [engine.add_request(p, sp, adapter=a) for p, sp, a in zip(ids, params, adapters)]
         outs = {rid: [CompletionOutput(i, "", [], None, logprobs=[] if sp.logprobs is not None else None)
                       for i in range(sp.n)] for rid, sp in zip(rids, params)}
         try:
@@ -144,10 +172,11 @@ class LLM:
                 engine.abort(rid)
         return [RequestOutput(p, i, _finalize(outs[rid])) for p, i, rid in zip(prompts, ids, rids)]
 
-    def _collect(self, prompt: str | None, ids: list[int], params: SamplingParams) -> RequestOutput:
+    def _collect(self, prompt: str | None, ids: list[int], params: SamplingParams,
+                 adapter: str | None) -> RequestOutput:
         outs = [CompletionOutput(i, "", [], None, logprobs=[] if params.logprobs is not None else None)
                 for i in range(params.n)]
-        for delta in self.generator.stream(ids, params):
+        for delta in self.generator.stream(ids, params, adapter):
             _accumulate(outs[delta.index], delta)
         return RequestOutput(prompt, ids, _finalize(outs))
 
@@ -163,19 +192,23 @@ class LLM:
                                           **(chat_template_kwargs or {}))
 
     def stream_chat(self, messages: list[dict], sampling_params: SamplingParams | None = None,
-                    tools: list[dict] | None = None, chat_template_kwargs: dict | None = None) -> Iterator[StreamDelta]:
+                    tools: list[dict] | None = None, chat_template_kwargs: dict | None = None, *,
+                    adapter: str | None = None) -> Iterator[StreamDelta]:
+        self.adapters.slot(adapter)
         ids = self.chat_prompt_ids(messages, tools, chat_template_kwargs)
-        return self.generator.stream(ids, sampling_params or self.get_default_sampling_params())
+        return self.generator.stream(ids, sampling_params or self.get_default_sampling_params(), adapter)
 
     def chat(self, messages: list[dict] | list[list[dict]], sampling_params: SamplingParams | None = None,
              tools: list[dict] | None = None, chat_template_kwargs: dict | None = None,
-             add_generation_prompt: bool = True) -> list[RequestOutput]:
+             add_generation_prompt: bool = True, *,
+             adapter: str | Sequence[str | None] | None = None) -> list[RequestOutput]:
         conversations = [messages] if messages and isinstance(messages[0], dict) else messages
         params = sampling_params or self.get_default_sampling_params()
+        adapters = self._adapter_list(adapter, len(conversations))
         ids = [self.chat_prompt_ids(c, tools, chat_template_kwargs, add_generation_prompt) for c in conversations]
         if len(ids) > 1:
-            return self._run_batch([None] * len(ids), ids, [params] * len(ids))
-        return [self._collect(None, ids[0], params)]
+            return self._run_batch([None] * len(ids), ids, [params] * len(ids), adapters)
+        return [self._collect(None, ids[0], params, adapters[0])]
 
 
 def _accumulate(out: CompletionOutput, delta: StreamDelta) -> None:

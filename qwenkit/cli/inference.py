@@ -58,6 +58,7 @@ def run(
     compile: Annotated[bool, typer.Option(help="torch.compile the decode step: faster tokens, 10-50 s to start")]
     = False,
     max_model_len: Annotated[int | None, typer.Option(help="Context length limit")] = None,
+    adapter: Annotated[str | None, typer.Option(help="A PEFT LoRA adapter folder to apply to the model")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print load time and speed")] = False,
 ) -> None:
     """Chat with a model: stream one answer to PROMPT, or an interactive chat on a terminal."""
@@ -70,7 +71,8 @@ def run(
     from qwenkit.llm import LLM
     with console.status(f"loading {model}"):
         llm = LLM(model, dtype=dtype, device=device, quant=quant, max_model_len=max_model_len, threads=threads,
-                  compile=compile)
+                  compile=compile, adapters={"adapter": adapter} if adapter else None)
+    lora = "adapter" if adapter else None
     if verbose:
         console.print(f"[dim]loaded {model} in {llm.load_seconds:.2f} s (weights: {llm.quant})[/]")
     params = llm.get_default_sampling_params().updated(
@@ -81,15 +83,16 @@ def run(
     messages = [{"role": "system", "content": system}] if system else []
     if prompt is not None:
         if raw:
-            _print_stream(llm.stream(prompt, params), verbose)
+            _print_stream(llm.stream(prompt, params, adapter=lora), verbose)
         else:
             messages.append({"role": "user", "content": prompt})
-            _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs), verbose)
+            _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs, adapter=lora),
+                          verbose)
         return
-    _chat_loop(llm, messages, params, template_kwargs, verbose)
+    _chat_loop(llm, messages, params, template_kwargs, verbose, lora)
 
 
-def _chat_loop(llm, messages: list[dict], params, template_kwargs: dict, verbose: bool) -> None:
+def _chat_loop(llm, messages: list[dict], params, template_kwargs: dict, verbose: bool, lora: str | None) -> None:
     console.print(f"[dim]chatting with {llm.name}; /bye or Ctrl-D to quit, /clear to forget the conversation[/]")
     system = list(messages)
     while True:
@@ -105,7 +108,8 @@ def _chat_loop(llm, messages: list[dict], params, template_kwargs: dict, verbose
         if not line:
             continue
         messages.append({"role": "user", "content": line})
-        answer = _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs), verbose)
+        answer = _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs, adapter=lora),
+                               verbose)
         messages.append({"role": "assistant", "content": answer})
 
 

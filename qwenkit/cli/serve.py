@@ -44,6 +44,9 @@ def serve(
     threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status; never bodies)")]
     = False,
+    adapter: Annotated[list[str] | None, typer.Option(
+        help="NAME=DIR: a PEFT LoRA adapter on the first model, chosen per request as MODEL:NAME (repeatable)")]
+    = None,
 ) -> None:
     """Serve models over HTTP: OpenAI (/v1) and Ollama (/api) APIs, and a web chat at /."""
     from qwenkit.store import enforce_offline
@@ -60,11 +63,28 @@ def serve(
         keep = parse_keep_alive(keep_alive)
     except ValueError as e:
         fail(str(e))
-    pool = ModelPool(models or [DEFAULT_MODEL], keep_alive=keep,
+    adapters = dict(_adapter_spec(a) for a in adapter or [])
+    pool = ModelPool(models or [DEFAULT_MODEL], keep_alive=keep, adapters=adapters,
                      load_options=dict(dtype=dtype, device=device, quant=quant, max_model_len=max_model_len,
                                        threads=threads),
                      engine_options=dict(max_num_seqs=max_num_seqs, max_queue=max_queue,
                                          kv_cache_memory=kv_cache_memory))
-    app = create_app(pool, Settings(api_key=api_key, max_body_bytes=int(max_body_mb * (1 << 20)), preload=preload))
+    settings = Settings(api_key=api_key, max_body_bytes=int(max_body_mb * (1 << 20)), preload=preload,
+                        adapter_loading=bool(api_key) or is_loopback(host))
+    app = create_app(pool, settings)
     uvicorn.run(app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=60,
                 log_level="info")
+
+
+def _adapter_spec(spec: str) -> tuple[str, str]:
+    """NAME=DIR, or just DIR, served under the folder's name; the folder is checked before the server starts."""
+    from pathlib import Path
+
+    from qwenkit.tune.peft_format import read_adapter
+    name, sep, folder = spec.partition("=")
+    if not sep:
+        name, folder = Path(spec.rstrip("/")).name, spec
+    if not name.strip() or not folder.strip():
+        fail(f"--adapter {spec!r}: expected NAME=DIR, such as --adapter pirate=./pirate-lora")
+    read_adapter(folder.strip())
+    return name.strip(), folder.strip()

@@ -1,7 +1,8 @@
 """Fixed-size KV blocks with reference counts and automatic prefix caching.
 
-A full block is identified by a chained hash of its tokens and every token before it. Freed blocks keep
-their contents and stay findable until they are reused, least recently freed first.
+A full block is identified by a chained hash of its tokens and every token before it, rooted in the
+LoRA adapter the sequence runs (keys and values differ per adapter). Freed blocks keep their contents
+and stay findable until they are reused, least recently freed first.
 """
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ def chain_hash(prev: int | None, tokens: tuple[int, ...]) -> int:
     return hash((prev, tokens))
 
 
+def root_hash(adapter: int) -> int | None:
+    return hash(("lora", adapter)) if adapter else None
+
+
 class BlockManager:
     def __init__(self, num_blocks: int, block_size: int):
         self.block_size = block_size
@@ -37,10 +42,10 @@ class BlockManager:
         return -(-num_tokens // self.block_size)
 
     # -- prefix cache ------------------------------------------------------------------------------------
-    def _full_block_hashes(self, token_ids: list[int], limit: int) -> list[tuple[int, tuple[int, ...]]]:
-        out, prev = [], None
+    def _full_block_hashes(self, seq: Sequence, limit: int) -> list[tuple[int, tuple[int, ...]]]:
+        out, prev = [], root_hash(seq.adapter)
         for start in range(0, limit - limit % self.block_size, self.block_size):
-            tokens = tuple(token_ids[start:start + self.block_size])
+            tokens = tuple(seq.token_ids[start:start + self.block_size])
             prev = chain_hash(prev, tokens)
             out.append((prev, tokens))
         return out
@@ -58,7 +63,7 @@ class BlockManager:
         full blocks of its prefix. The last token is always recomputed so the step yields its logits."""
         assert not seq.block_table
         reusable = []
-        for h, tokens in self._full_block_hashes(seq.token_ids, len(seq) - 1):
+        for h, tokens in self._full_block_hashes(seq, len(seq) - 1):
             self.lookups += 1
             block = self._lookup(h, tokens)
             if block is None:
@@ -94,7 +99,7 @@ class BlockManager:
         bs = self.block_size
         for i in range(len(seq.block_hashes), seq.num_computed_tokens // bs):
             tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
-            h = chain_hash(seq.block_hashes[-1] if seq.block_hashes else None, tokens)
+            h = chain_hash(seq.block_hashes[-1] if seq.block_hashes else root_hash(seq.adapter), tokens)
             seq.block_hashes.append(h)
             block = self.blocks[seq.block_table[i]]
             if block.hash is None:

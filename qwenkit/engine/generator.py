@@ -3,6 +3,7 @@ from collections.abc import Iterator
 
 import torch
 
+from qwenkit.engine.adapters import AdapterRegistry
 from qwenkit.engine.decode_step import DecodeStep
 from qwenkit.engine.kv_cache import allocate_kv_cache, grow_kv_cache
 from qwenkit.engine.limits import check_prompt
@@ -19,8 +20,9 @@ CACHE_STEP = 256
 
 class Generator:
     def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
-                 *, compile: bool = False):
+                 *, compile: bool = False, adapters: AdapterRegistry | None = None):
         self.model, self.tokenizer = model, tokenizer
+        self.adapters = adapters or AdapterRegistry(model)
         self.decode = DecodeStep(model, compile)
         self.eos_token_ids = eos_token_ids
         self.max_model_len = max_model_len
@@ -31,15 +33,25 @@ class Generator:
         check_prompt(prompt_ids, self.max_model_len, self.model.config.vocab_size)
 
     @torch.inference_mode()
-    def stream(self, prompt_ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+    def stream(self, prompt_ids: list[int], params: SamplingParams,
+               adapter: str | None = None) -> Iterator[StreamDelta]:
+        """`adapter`: the name of a loaded LoRA adapter (None: the model's default, normally the base)."""
         self.check_prompt(prompt_ids)
+        slot = self.adapters.acquire(adapter)
+        try:
+            yield from self._stream(prompt_ids, params, slot)
+        finally:
+            self.adapters.release(slot)
+
+    def _stream(self, prompt_ids: list[int], params: SamplingParams, slot: int) -> Iterator[StreamDelta]:
         budget = self.max_model_len - len(prompt_ids)
         max_new = min(params.max_tokens or budget, budget)
         n = params.n
         total = len(prompt_ids) + max_new
         cache = allocate_kv_cache(self.model.config, n, min(total, len(prompt_ids) + CACHE_STEP), self.dtype,
                                   self.device)
-        logits = self._prefill(prompt_ids, cache).expand(n, -1).clone()
+        with self.adapters.apply([slot]):
+            logits = self._prefill(prompt_ids, cache).expand(n, -1).clone()
         for k, v in cache:
             k[1:], v[1:] = k[:1], v[:1]
         sampler = Sampler(params, logits.shape[-1], prompt_ids, n, self.device)
@@ -58,7 +70,8 @@ class Generator:
                 return
             if position + 1 >= cache[0][0].shape[2]:  # keep a free slot: a compiled step specializes on a full cache
                 cache = grow_kv_cache(cache, min(total, 2 * position))
-            logits = self.decode(tokens, position, cache)
+            with self.adapters.apply([slot]):
+                logits = self.decode(tokens, position, cache)
             position += 1
 
     def _prefill(self, prompt_ids: list[int], cache) -> torch.Tensor:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qwenkit.engine.adapters import AdapterRegistry
 from qwenkit.engine.block_manager import BlockManager
 from qwenkit.engine.limits import check_prompt
 from qwenkit.engine.output_state import OutputState, make_logprob
@@ -29,6 +30,7 @@ class Request:
     outputs: list[OutputState]
     samplers: list[Sampler]
     constraints: list | None = None   # per sequence: .allowed(vocab) -> bool mask | None, .accept(token)
+    adapter: int = 0                  # the LoRA slot its sequences run
 
     @property
     def finished(self) -> bool:
@@ -38,8 +40,9 @@ class Request:
 class LLMEngine:
     def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
                  kv_cache_memory: int | None = None, block_size: int = 16, max_num_seqs: int = 32,
-                 max_num_batched_tokens: int = 512):
+                 max_num_batched_tokens: int = 512, adapters: AdapterRegistry | None = None):
         self.model, self.tokenizer, self.eos_token_ids = model, tokenizer, eos_token_ids
+        self.adapters = adapters or AdapterRegistry(model)
         self.max_model_len, self.block_size = max_model_len, block_size
         self.device = model.inv_freq.device
         cfg = model.config
@@ -66,9 +69,11 @@ class LLMEngine:
         check_prompt(prompt_ids, self.max_model_len, self.model.config.vocab_size)
 
     def add_request(self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None,
-                    constraint=None) -> str:
-        """`constraint`: a factory called once per sequence for a token-mask object (see Request.constraints)."""
+                    constraint=None, adapter: str | None = None) -> str:
+        """`constraint`: a factory called once per sequence for a token-mask object (see Request.constraints);
+        `adapter`: the name of a loaded LoRA adapter (None: the model's default, normally the base)."""
         self.check_prompt(prompt_ids)
+        self.adapters.slot(adapter)
         request_id = request_id or f"req-{next(self._ids)}"
         budget = self.max_model_len - len(prompt_ids)
         max_new = min(params.max_tokens or budget, budget)
@@ -80,7 +85,10 @@ class LLMEngine:
             outputs.append(OutputState(i, self.tokenizer, params, self.eos_token_ids, max_new))
             samplers.append(Sampler(params.updated(seed=seed), vocab, prompt_ids, 1, self.device))
         constraints = [constraint() for _ in range(params.n)] if constraint else None
-        request = Request(request_id, list(prompt_ids), params, seqs, outputs, samplers, constraints)
+        slot = self.adapters.acquire(adapter)
+        for seq in seqs:
+            seq.adapter = slot
+        request = Request(request_id, list(prompt_ids), params, seqs, outputs, samplers, constraints, slot)
         self.requests[request_id] = request
         for k, seq in enumerate(seqs):
             self.owners[seq.seq_id] = (request, k)
@@ -91,6 +99,7 @@ class LLMEngine:
         request = self.requests.pop(request_id, None)
         if request is None:
             return
+        self.adapters.release(request.adapter)
         for seq in request.seqs:
             self.owners.pop(seq.seq_id, None)
             if not seq.is_finished:
@@ -108,7 +117,8 @@ class LLMEngine:
         batch = PagedBatch(chunks, self.block_size, self.device)
         ids = torch.tensor([t for c in chunks for t in c.seq.token_ids[c.start:c.start + c.length]],
                            device=self.device)
-        hidden = self.model.paged_hidden_states(ids, batch, self.kv_cache)
+        with self.adapters.apply([c.seq.adapter for c in chunks], [c.length for c in chunks]):
+            hidden = self.model.paged_hidden_states(ids, batch, self.kv_cache)
         ends = list(itertools.accumulate(c.length for c in chunks))
         sampling = [i for i, c in enumerate(chunks) if c.samples]
         logits = self.model.lm_head(hidden[[ends[i] - 1 for i in sampling]]).float() if sampling else None
@@ -124,6 +134,7 @@ class LLMEngine:
                 del self.owners[seq.seq_id]
             if output_done and request.finished:
                 del self.requests[request.request_id]
+                self.adapters.release(request.adapter)
         return deltas
 
     def _sample(self, request: Request, k: int, seq: Sequence, logits: torch.Tensor) -> StreamDelta:

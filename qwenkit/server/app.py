@@ -21,10 +21,11 @@ class Settings:
     api_key: str | None = None
     max_body_bytes: int = 8 << 20
     preload: bool = True
+    adapter_loading: bool = True   # POST /v1/load_lora_adapter reads a folder the client names
 
 
 def create_app(pool: ModelPool, settings: Settings | None = None) -> FastAPI:
-    from qwenkit.server import ollama_api, openai_api, page
+    from qwenkit.server import adapter_api, ollama_api, openai_api, page
     settings = settings or Settings()
     metrics = pool.metrics = pool.metrics or Metrics()
 
@@ -44,6 +45,7 @@ def create_app(pool: ModelPool, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
+    app.include_router(adapter_api.router)
 
     @app.get("/health", tags=["server"])
     async def health():

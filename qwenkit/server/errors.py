@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from qwenkit.engine.adapters import AdapterNotFoundError
 from qwenkit.errors import InvalidRequestError, QwenkitError
 from qwenkit.server.pool import ModelNotServedError
 from qwenkit.server.worker import QueueFullError
@@ -47,6 +48,10 @@ def install(app) -> None:
     async def invalid_request(request: Request, exc: InvalidRequestError):
         code = "context_length_exceeded" if "context limit" in str(exc) else None
         return error_response(request.url.path, 400, str(exc), exc.field, code)
+
+    @app.exception_handler(AdapterNotFoundError)
+    async def adapter_not_loaded(request: Request, exc: AdapterNotFoundError):
+        return error_response(request.url.path, 404, str(exc), "model", "model_not_found")
 
     @app.exception_handler(ModelNotServedError)
     async def not_served(request: Request, exc: ModelNotServedError):

@@ -78,11 +78,11 @@ def grammars_of(worker: EngineWorker) -> Grammars:
 
 
 def deltas(request: Request, worker: EngineWorker, ids: list[int], params: SamplingParams,
-           constraint=None, streaming: bool = False) -> AsyncIterator[StreamDelta]:
+           constraint=None, streaming: bool = False, adapter: str | None = None) -> AsyncIterator[StreamDelta]:
     """The engine's deltas for one request. It is queued now, so a bad prompt or a full queue is an error
     response before any stream starts. A client that goes away aborts it (its cache is freed at once): a
     streaming response is cancelled by Starlette when its client hangs up; otherwise we poll for it."""
-    ticket = worker.submit(ids, params, constraint)
+    ticket = worker.submit(ids, params, constraint, adapter)
     return _follow(request if not streaming else None, worker, ticket, len(ids))
 
 

@@ -29,11 +29,12 @@ def _now() -> str:
 
 
 async def _worker(request: Request, model: str, keep_alive):
+    """The model's worker and the LoRA adapter the name asks for (BASE:ADAPTER or the adapter's name)."""
     try:
         keep = parse_keep_alive(keep_alive) if keep_alive is not None else "default"
     except ValueError as e:
         raise InvalidRequestError("keep_alive", str(e)) from None
-    return await request.app.state.pool.get(model, keep)
+    return await request.app.state.pool.open(model, keep)
 
 
 def _params(worker, options: OllamaOptions | None, num_prompt: int):
@@ -80,19 +81,19 @@ def _messages(messages: list[dict]) -> list[dict]:
 
 @router.post("/chat")
 async def chat(body: OllamaChatRequest, request: Request):
-    worker = await _worker(request, body.model, body.keep_alive)
+    worker, adapter = await _worker(request, body.model, body.keep_alive)
     if not body.messages:
         return {"model": body.model, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                 "done": True, "done_reason": "load"}
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []] or None
     kwargs = {} if body.think is None else {"enable_thinking": body.think}
     prompt = gen.chat_prompt(worker, _messages(body.messages), tools, kwargs)
-    return await _respond(request, worker, body, prompt, chat=True)
+    return await _respond(request, worker, adapter, body, prompt, chat=True)
 
 
 @router.post("/generate")
 async def generate(body: OllamaGenerateRequest, request: Request):
-    worker = await _worker(request, body.model, body.keep_alive)
+    worker, adapter = await _worker(request, body.model, body.keep_alive)
     if not body.prompt:
         return {"model": body.model, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
     if body.raw:
@@ -102,15 +103,15 @@ async def generate(body: OllamaGenerateRequest, request: Request):
                    [{"role": "user", "content": body.prompt}]
         kwargs = {} if body.think is None else {"enable_thinking": body.think}
         prompt = gen.chat_prompt(worker, messages, None, kwargs)
-    return await _respond(request, worker, body, prompt, chat=False)
+    return await _respond(request, worker, adapter, body, prompt, chat=False)
 
 
-async def _respond(request: Request, worker, body, prompt: gen.Prompt, chat: bool):
+async def _respond(request: Request, worker, adapter: str | None, body, prompt: gen.Prompt, chat: bool):
     started = time.perf_counter()
     params = _params(worker, body.options, len(prompt.ids))
     constraint = await asyncio.to_thread(gen.grammar_for, worker, prompt, **_format(body.format))
     choice = Choice.make(0, prompt)
-    stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream)
+    stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream, adapter)
 
     def piece(content: str, thinking: str, calls: list | None = None) -> dict:
         if chat:
@@ -163,9 +164,15 @@ def _entry(m) -> dict:
             "details": _details(m.worker)}
 
 
+def _adapter_entries(m) -> list[dict]:
+    entry = _entry(m)
+    return [entry | {"name": f"{m.name}:{a}", "model": f"{m.name}:{a}", "details": entry["details"] |
+                     {"parent_model": m.name}} for a in m.adapters]
+
+
 @router.get("/tags")
 async def tags(request: Request):
-    return {"models": [_entry(m) for m in request.app.state.pool.models.values()]}
+    return {"models": [e for m in request.app.state.pool.models.values() for e in [_entry(m), *_adapter_entries(m)]]}
 
 
 @router.get("/ps")
@@ -195,7 +202,7 @@ async def show(body: OllamaModelRequest, request: Request):
 
 @router.post("/embed")
 async def embed(body: OllamaEmbedRequest, request: Request):
-    worker = await _worker(request, body.model, body.keep_alive)
+    worker, adapter = await _worker(request, body.model, body.keep_alive)
     started = time.perf_counter()
     inputs = [body.input] if isinstance(body.input, str) else body.input
     vectors, count = [], 0
@@ -203,7 +210,7 @@ async def embed(body: OllamaEmbedRequest, request: Request):
         ids = worker.llm.encode(text)
         if not ids:
             raise InvalidRequestError(f"input[{i}]", "is empty")
-        vectors.append(await worker.embed(ids))
+        vectors.append(await worker.embed(ids, adapter))
         count += len(ids)
     return {"model": body.model, "embeddings": vectors, "total_duration": int((time.perf_counter() - started) * 1e9),
             "load_duration": 0, "prompt_eval_count": count}

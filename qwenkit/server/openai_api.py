@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
+"""OpenAI-compatible endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings.
+A request's `model` may name a LoRA adapter: BASE:ADAPTER or the adapter's own name."""
 import asyncio
 import base64
 import json
@@ -29,13 +30,15 @@ async def list_models(request: Request):
         if m.worker is not None:
             entry["max_model_len"] = m.worker.llm.max_model_len
         data.append(entry)
+        data += [entry | {"id": f"{m.name}:{name}", "parent": m.name, "root": folder}
+                 for name, folder in m.adapters.items()]
     return {"object": "list", "data": data}
 
 
 # -- chat ----------------------------------------------------------------------------------------------------
 @router.post("/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request):
-    worker = await request.app.state.pool.get(body.model)
+    worker, adapter = await request.app.state.pool.open(body.model)
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
     choice = body.tool_choice or "auto"
     call_tools = _forced_tools(tools, choice)
@@ -48,7 +51,7 @@ async def chat_completions(body: ChatRequest, request: Request):
                           logprobs=(body.top_logprobs or 0) if body.logprobs else None)
     rid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     choices = [Choice.make(i, prompt) for i in range(params.n)]
-    stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream)
+    stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream, adapter)
     head = {"id": rid, "created": created, "model": body.model}
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -175,12 +178,12 @@ async def completions(body: CompletionRequest, request: Request):
         raise InvalidRequestError("echo", "is not supported")
     if body.suffix:
         raise InvalidRequestError("suffix", "is not supported")
-    worker = await request.app.state.pool.get(body.model)
+    worker, adapter = await request.app.state.pool.open(body.model)
     ids = _prompt_ids(worker, body.prompt)
     params = gen.sampling(worker, **_sampling_fields(body), max_tokens=body.max_tokens, logprobs=body.logprobs)
     rid, created = f"cmpl-{secrets.token_hex(12)}", int(time.time())
     choices = [Choice.make(i, None) for i in range(params.n)]
-    stream = gen.deltas(request, worker, ids, params, None, body.stream)
+    stream = gen.deltas(request, worker, ids, params, None, body.stream, adapter)
     head = {"id": rid, "object": "text_completion", "created": created, "model": body.model}
     want_lp = body.logprobs is not None
     if body.stream:
@@ -231,7 +234,7 @@ async def _completion_chunks(stream, choices: list[Choice], head: dict, ids: lis
 # -- embeddings ------------------------------------------------------------------------------------------------
 @router.post("/embeddings")
 async def embeddings(body: EmbeddingRequest, request: Request):
-    worker = await request.app.state.pool.get(body.model)
+    worker, adapter = await request.app.state.pool.open(body.model)
     inputs = body.input if isinstance(body.input, list) and body.input and not isinstance(body.input[0], int) \
         else [body.input]
     data, tokens = [], 0
@@ -239,7 +242,7 @@ async def embeddings(body: EmbeddingRequest, request: Request):
         ids = _prompt_ids(worker, item) if not isinstance(item, str) or item else []
         if not ids:
             raise InvalidRequestError(f"input[{i}]", "is empty")
-        vector = await worker.embed(ids)
+        vector = await worker.embed(ids, adapter)
         if body.dimensions and body.dimensions != len(vector):
             raise InvalidRequestError("dimensions", f"this model's embeddings have {len(vector)} dimensions")
         tokens += len(ids)

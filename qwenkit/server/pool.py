@@ -5,7 +5,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwenkit.errors import QwenkitError
+from qwenkit.engine.adapters import AdapterNotFoundError, check_name
+from qwenkit.errors import InvalidRequestError, QwenkitError
 from qwenkit.server.worker import EngineWorker
 
 DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -41,6 +42,7 @@ class ServedModel:
     loaded_at: float = 0.0
     expires: float | None = None  # monotonic time to unload at, None: never
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adapters: dict[str, str] = field(default_factory=dict)   # LoRA name -> folder, loaded with the model
 
 
 def model_name(spec: str) -> tuple[str, str]:
@@ -56,11 +58,15 @@ def model_name(spec: str) -> tuple[str, str]:
 
 class ModelPool:
     def __init__(self, specs: list[str], *, keep_alive: float | None = None, load_options: dict | None = None,
-                 engine_options: dict | None = None, metrics=None):
+                 engine_options: dict | None = None, metrics=None, adapters: dict[str, str] | None = None):
+        """`adapters`: LoRA name -> folder, served on the first model."""
         self.models: dict[str, ServedModel] = {}
         for spec in specs:
             name, ref = model_name(spec)
             self.models[name] = ServedModel(name, ref, keep_alive)
+        for name, folder in (adapters or {}).items():
+            self._check_new_adapter(name)
+            next(iter(self.models.values())).adapters[name] = str(folder)
         self.load_options = load_options or {}
         self.engine_options = engine_options or {}
         self.metrics = metrics
@@ -70,16 +76,40 @@ class ModelPool:
     def names(self) -> list[str]:
         return list(self.models)
 
+    @property
+    def ids(self) -> list[str]:
+        """What a request's `model` may say: the models, and BASE:ADAPTER for each loaded adapter."""
+        return self.names + [f"{m.name}:{a}" for m in self.models.values() for a in m.adapters]
+
     def find(self, name: str | None) -> ServedModel:
+        return self.route(name)[0]
+
+    def route(self, name: str | None) -> tuple[ServedModel, str | None]:
+        """A request's `model`: a served model, BASE:ADAPTER, or an adapter's own name -> (model, adapter)."""
         if not name and len(self.models) == 1:
-            return next(iter(self.models.values()))
-        served = self.models.get(name or "") or self.models.get(f"{name}:latest")
-        if served is None:
-            raise ModelNotServedError(name or "", self.names)
-        return served
+            return next(iter(self.models.values())), None
+        if served := self._model(name or ""):
+            return served, None
+        base, _, adapter = (name or "").rpartition(":")
+        if served := self._model(base):
+            if adapter not in served.adapters:
+                raise AdapterNotFoundError(adapter, list(served.adapters))
+            return served, adapter
+        for served in self.models.values():
+            if name in served.adapters:
+                return served, name
+        raise ModelNotServedError(name or "", self.ids)
+
+    def _model(self, name: str) -> ServedModel | None:
+        return self.models.get(name) or self.models.get(f"{name}:latest")
 
     async def get(self, name: str | None, keep_alive: float | None | str = "default") -> EngineWorker:
-        served = self.find(name)
+        return (await self.open(name, keep_alive))[0]
+
+    async def open(self, name: str | None, keep_alive: float | None | str = "default"
+                   ) -> tuple[EngineWorker, str | None]:
+        """The worker of the model a request names, loaded if need be, and the adapter it asks for."""
+        served, adapter = self.route(name)
         async with served.lock:
             if served.worker is None:
                 served.worker = await asyncio.to_thread(self._load, served)
@@ -87,11 +117,11 @@ class ModelPool:
         if keep_alive != "default":
             served.keep_alive = keep_alive
         served.worker.last_used = time.monotonic()
-        return served.worker
+        return served.worker, adapter
 
     def _load(self, served: ServedModel) -> EngineWorker:
         from qwenkit.llm import LLM
-        llm = LLM(served.ref, **self.load_options)
+        llm = LLM(served.ref, **self.load_options, adapters=dict(served.adapters))
         return EngineWorker(served.name, llm, metrics=self.metrics, **self.engine_options)
 
     def loaded(self) -> list[ServedModel]:
@@ -112,6 +142,36 @@ class ModelPool:
         worker, served.worker = served.worker, None
         if worker is not None:
             worker.stop()
+
+    # -- adapters, loaded and unloaded while the server runs ----------------------------------------------------
+    async def load_adapter(self, name: str, folder: str, model: str | None = None) -> ServedModel:
+        """Read and check the adapter beside the running engine; its thread puts it to use between steps."""
+        self._check_new_adapter(name)
+        served = self.find(model) if model else next(iter(self.models.values()))
+        worker = await self.get(served.name)
+        async with served.lock:
+            self._check_new_adapter(name)
+            prepared = await asyncio.to_thread(worker.llm.adapters.prepare, name, folder)
+            await worker.call(worker.llm.adapters.add, prepared)
+            served.adapters[name] = folder
+        return served
+
+    async def unload_adapter(self, name: str) -> ServedModel:
+        """New requests may no longer name it at once; requests running it finish with it."""
+        base, _, short = name.rpartition(":")
+        served = self._model(base) if base else next((m for m in self.models.values() if name in m.adapters), None)
+        if served is None or short not in served.adapters:
+            raise AdapterNotFoundError(name, [i for i in self.ids if i not in self.names])
+        async with served.lock:
+            del served.adapters[short]
+            if served.worker is not None:
+                await served.worker.call(served.worker.llm.adapters.unload, short)
+        return served
+
+    def _check_new_adapter(self, name: str) -> None:
+        check_name(name)
+        if self._model(name) or any(name in m.adapters for m in self.models.values()):
+            raise InvalidRequestError("lora_name", f"{name!r} is already the name of a served model or adapter")
 
     def close(self) -> None:
         for m in self.loaded():

@@ -116,3 +116,14 @@ class OllamaEmbedRequest(Body):
 class OllamaModelRequest(Body):
     model: str | None = None
     name: str | None = None
+
+
+# -- LoRA adapters (vLLM's runtime loading API) ---------------------------------------------------------------
+class LoadAdapterRequest(Body):
+    lora_name: str
+    lora_path: str
+    model: str | None = None      # the served model to put it on; the first one by default
+
+
+class UnloadAdapterRequest(Body):
+    lora_name: str

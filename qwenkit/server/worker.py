@@ -38,7 +38,7 @@ class EngineWorker:
                  kv_cache_memory: int | None = None, metrics=None):
         self.name, self.llm, self.metrics = name, llm, metrics
         self.engine = LLMEngine(llm.model, llm.tokenizer, llm.generator.eos_token_ids, llm.max_model_len,
-                                kv_cache_memory=kv_cache_memory, max_num_seqs=max_num_seqs)
+                                kv_cache_memory=kv_cache_memory, max_num_seqs=max_num_seqs, adapters=llm.adapters)
         self.max_in_flight = max_num_seqs + max_queue
         self.tickets: dict[str, Ticket] = {}
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -54,14 +54,16 @@ class EngineWorker:
     def in_flight(self) -> int:
         return len(self.tickets)
 
-    def submit(self, prompt_ids: list[int], params: SamplingParams, constraint=None) -> Ticket:
+    def submit(self, prompt_ids: list[int], params: SamplingParams, constraint=None,
+               adapter: str | None = None) -> Ticket:
         self.engine.check_prompt(prompt_ids)
+        self.llm.adapters.slot(adapter)
         if self.in_flight >= self.max_in_flight:
             raise QueueFullError(self.name, 1 + self.in_flight // max(self.engine.scheduler.max_num_seqs, 1))
         ticket = Ticket(f"{self.name}-{next(self._ids)}", params.n, asyncio.Queue(), asyncio.get_running_loop())
         self.tickets[ticket.request_id] = ticket
         self.last_used = time.monotonic()
-        self._send(("add", ticket.request_id, prompt_ids, params, constraint))
+        self._send(("add", ticket.request_id, prompt_ids, params, constraint, adapter))
         return ticket
 
     def abort(self, ticket: Ticket) -> None:
@@ -69,11 +71,16 @@ class EngineWorker:
             self._send(("abort", ticket.request_id))
         self.last_used = time.monotonic()
 
-    async def embed(self, ids: list[int]) -> list[float]:
+    async def embed(self, ids: list[int], adapter: str | None = None) -> list[float]:
         """Mean of the final (normed) hidden states over the tokens, L2-normalised."""
         self.engine.check_prompt(ids)
+        self.llm.adapters.slot(adapter)
+        return await self.call(self._embed, ids, adapter)
+
+    async def call(self, fn, *args):
+        """Run fn(*args) on the engine thread between two steps (adapter loads, embeddings)."""
         future = asyncio.get_running_loop().create_future()
-        self._send(("embed", ids, future, asyncio.get_running_loop()))
+        self._send(("call", fn, args, future, asyncio.get_running_loop()))
         self.last_used = time.monotonic()
         return await future
 
@@ -115,27 +122,28 @@ class EngineWorker:
                 return
             kind = command[0]
             if kind == "add":
-                _, rid, ids, params, constraint = command
+                _, rid, ids, params, constraint, adapter = command
                 if rid not in self.tickets:
                     continue  # aborted before it started
                 try:
-                    self.engine.add_request(ids, params, rid, constraint=constraint)
+                    self.engine.add_request(ids, params, rid, constraint=constraint, adapter=adapter)
                 except Exception as e:  # noqa: BLE001
                     self._post(self.tickets.get(rid), e)
             elif kind == "abort":
                 self.engine.abort(command[1])
-            elif kind == "embed":
-                _, ids, future, loop = command
+            elif kind == "call":
+                _, fn, args, future, loop = command
                 try:
-                    result = self._embed(ids)
+                    result = fn(*args)
                     loop.call_soon_threadsafe(_resolve, future, result, None)
                 except Exception as e:  # noqa: BLE001
                     loop.call_soon_threadsafe(_resolve, future, None, e)
 
-    def _embed(self, ids: list[int]) -> list[float]:
-        model = self.llm.model
+    def _embed(self, ids: list[int], adapter: str | None) -> list[float]:
+        model, adapters = self.llm.model, self.llm.adapters
         tokens = torch.tensor(ids, device=self.engine.device)
-        hidden = model.hidden_states(tokens[None], torch.arange(len(ids), device=tokens.device))[0].float()
+        with adapters.apply([adapters.slot(adapter)]):
+            hidden = model.hidden_states(tokens[None], torch.arange(len(ids), device=tokens.device))[0].float()
         return torch.nn.functional.normalize(hidden.mean(dim=0), dim=-1).tolist()
 
     def _deliver(self, request_id: str, delta: StreamDelta) -> None:

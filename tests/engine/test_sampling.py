@@ -140,9 +140,10 @@ def test_created_model_defaults_apply(tiny_models, monkeypatch):
         assert text.endswith("<think>\n\n</think>\n\n")
 
 
-def test_model_with_an_adapter_is_refused_not_silently_run_as_its_base(tiny_models, monkeypatch, tmp_path):
+def test_model_with_a_broken_adapter_is_refused_not_silently_run_as_its_base(tiny_models, monkeypatch, tmp_path):
+    from qwenkit import ModelLoadError
     from qwenkit.store import ResolvedModel
-    created = ResolvedModel(path=tiny_models("qwen3")[0], adapter=tmp_path)
+    created = ResolvedModel(path=tiny_models("qwen3")[0], adapter=tmp_path)  # tests/engine/test_adapters.py runs one
     monkeypatch.setattr("qwenkit.store.resolve", lambda ref: created)
-    with pytest.raises(InvalidRequestError, match="adapter"):
+    with pytest.raises(ModelLoadError, match="not a PEFT adapter"):
         LLM("tuned:latest", quant="none")
