@@ -8,6 +8,7 @@ from safetensors import safe_open
 from qwenkit.config import ModelConfig
 from qwenkit.errors import ModelLoadError
 from qwenkit.loading.checkpoint import Checkpoint, GenerationDefaults
+from qwenkit.loading.safetensors_file import SafetensorsTensors
 from qwenkit.tokenizer import Tokenizer
 
 
@@ -15,14 +16,13 @@ def load_hf_folder(path: Path) -> Checkpoint:
     path = Path(path)
     config_raw = read_json(path / "config.json")
     config = ModelConfig.from_hf(config_raw, str(path / "config.json"))
-    tensors = {}
-    for file in safetensors_files(path):
-        tensors.update(read_safetensors(file))
-    tensors = _unfuse_experts(tensors, config)
+    tensors = SafetensorsTensors(safetensors_files(path))
+    if any(k.endswith("mlp.experts.gate_up_proj") for k in tensors):
+        tensors = _unfuse_experts(dict(tensors), config)
     tokenizer = Tokenizer.from_hf_folder(path)
     generation = read_generation_config(path, tokenizer)
     dtype = str(config_raw.get("torch_dtype") or config_raw.get("dtype") or
-                next(iter(tensors.values())).dtype).replace("torch.", "")
+                tensors[next(iter(tensors))].dtype).replace("torch.", "")
     return Checkpoint(path, "hf", config, tensors, tokenizer, generation, dtype)
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from qwenkit.errors import InvalidRequestError, ModelLoadError
+from qwenkit.models.malloc import returning_freed_memory
 from qwenkit.layers.quant import Int4Linear, Int8Embedding, Int8Linear, RefinedHead, int4_group_size
 from qwenkit.layers.rotary import rope_frequencies
 from qwenkit.loading.checkpoint import Checkpoint
@@ -14,7 +15,8 @@ from qwenkit.models.decoder import CausalLM
 from qwenkit.models.fuse import FUSED, fuse_projections
 
 QUANT_MODES = ("none", "int8", "int4")
-INT8_IN_INT4 = {"qkv_proj"}  # attention inputs are the most sensitive; like Q4_K_M, give them more bits
+INT8_IN_INT4 = {"qkv_proj"}
+QUANTIZED_TABLES = {"model.embed_tokens.weight", "lm_head.weight"}  # attention inputs are the most sensitive; like Q4_K_M, give them more bits
 
 
 class _Source:
@@ -41,6 +43,14 @@ class _Source:
     def fetch(self, name: str) -> torch.Tensor:
         return self.raw(name).to(device=self.device, dtype=self.dtype)
 
+    def row_blocks(self, name: str, block: int = 4096):
+        """The tensor in float32 blocks of rows, read from disk block by block where the format allows."""
+        rows = getattr(self.checkpoint.tensors, "rows", None)
+        whole = None if rows is not None else self.raw(name)
+        n = self.shapes[name][0]
+        for i in range(0, n, block):
+            yield (rows(name, i, i + block) if whole is None else whole[i:i + block]).float()
+
     def int4_parts(self, name: str):
         parts = getattr(self.checkpoint.tensors, "int4_parts", None)
         return parts(name) if parts is not None else None
@@ -60,7 +70,8 @@ def load_model(checkpoint: Checkpoint, dtype: torch.dtype = torch.float32, devic
         model.load_state_dict({name: source.fetch(name) for name in source.shapes}, strict=False, assign=True)
         model.tie_weights()
     else:
-        _load_quantized(model, source, quant, group_size)
+        with returning_freed_memory():
+            _load_quantized(model, source, quant, group_size)
     model.inv_freq = rope_frequencies(config)[0].to(device)  # buffers were built on the meta device
     model.quant = quant
     return model.eval().requires_grad_(False)
@@ -77,12 +88,14 @@ def _load_quantized(model: CausalLM, source: _Source, mode: str, group_size: int
                 setattr(module, name, _quantized(source, full, child, mode, group_size))
         for name, _ in list(module.named_parameters(recurse=False)):
             full = f"{prefix}.{name}" if prefix else name
-            if full in source.shapes:
+            if full in source.shapes and full not in QUANTIZED_TABLES:  # those are replaced below
                 setattr(module, name, nn.Parameter(source.fetch(full), requires_grad=False))
-    embeddings = Int8Embedding(source.raw("model.embed_tokens.weight"))
+    embeddings = Int8Embedding(source.row_blocks("model.embed_tokens.weight"),
+                               shape=source.shapes["model.embed_tokens.weight"])
     model.model.embed_tokens = embeddings
     tied = model.config.tie_word_embeddings
-    head_rows = embeddings if tied else Int8Embedding(source.raw("lm_head.weight"))
+    head_rows = embeddings if tied else Int8Embedding(source.row_blocks("lm_head.weight"),
+                                                      shape=source.shapes["lm_head.weight"])
     head_name = "model.embed_tokens.weight" if tied else "lm_head.weight"
     head = _quantized(source, head_name, None, mode, group_size, rows=head_rows)
     model.lm_head = RefinedHead(head, head_rows)
@@ -104,6 +117,9 @@ def _quantized(source: _Source, name: str, meta: nn.Linear | None, mode: str, gr
             mode = "int8"
     if mode == "int8" and rows is not None:
         return Int8Linear.from_int8(rows.weight, rows.scale, bias)
+    if mode == "int4" and rows is not None and int4_group_size(rows.weight.shape[1], group_size) is not None:
+        return Int4Linear.from_row_chunks(source.row_blocks(names[0]), tuple(rows.weight.shape),
+                                          int4_group_size(rows.weight.shape[1], group_size))
     weight = torch.cat([source.fetch(n) for n in names]) if len(names) > 1 else source.fetch(names[0])
     if mode == "int4":
         g = int4_group_size(weight.shape[1], group_size)
