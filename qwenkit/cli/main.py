@@ -6,11 +6,16 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 def _register() -> None:
-    from qwenkit.cli import bench, inference, serve, store
+    from qwenkit.cli import adapters, bench, car, inference, serve, store, tune
+    from qwenkit.cli import eval as eval_cli
     inference.register(app)
     serve.register(app)
     store.register(app)
     bench.register(app)
+    tune.register(app)
+    adapters.register(app)
+    car.register(app)
+    eval_cli.register(app)
 
 
 _register()

@@ -1,0 +1,202 @@
+"""What drivers say: request templates per intent (ids like "navigate.03", so a test split can hold phrasings
+out), the slot values they are filled with (spoken form -> argument), and follow-ups that lean on the previous
+turn. A template is text with {slots}, or (text, fixed arguments)."""
+
+INTENTS: dict[str, tuple[str, list]] = {
+    "navigate": ("navigate_to", [
+        "navigate to {destination}", "take me to {destination}", "drive me to {destination}",
+        "i want to go to {destination}", "let's go to {destination}", "how do i get to {destination}",
+        "get me directions to {destination}", "set the destination to {destination}", "route me to {destination}",
+        "head to {destination}", "find a route to {destination}", "i need to get to {destination}",
+        "start navigation to {destination}", "bring me to {destination}", "go to {destination}",
+        "{destination}, take me there", "can you navigate to {destination}", "directions to {destination}"]),
+    "nearby": ("find_nearby", [
+        "find a {category} nearby", "is there a {category} near here", "where's the nearest {category}",
+        "i need a {category}", "show me {categories} around here", "any {categories} close by",
+        "search for {categories} nearby", "i'm looking for a {category}", "closest {category} please",
+        "find me a {category}", "are there any {categories} around", "look for a {category}"]),
+    "nearby_within": ("find_nearby", [
+        "find a {category} within {max_distance_m} meters", "is there a {category} within {max_distance_m} m",
+        "any {categories} within {max_distance_m} meters", "{categories} less than {max_distance_m} m away",
+        "search for {categories} in {max_distance_m} meters", "a {category} no more than {max_distance_m} m away"]),
+    "temp": ("set_temperature", [
+        "set the temperature to {celsius} degrees", "make it {celsius} degrees", "{celsius} degrees please",
+        "change the temperature to {celsius}", "i'd like it at {celsius} degrees", "warm it up to {celsius} degrees",
+        "cool it down to {celsius} degrees", "set the climate to {celsius}", "temperature {celsius}",
+        "put the heat at {celsius} degrees", "can you set it to {celsius} degrees celsius"]),
+    "temp_zone": ("set_temperature", [
+        "set the {zone} side to {celsius} degrees", "make the {zone} side {celsius} degrees",
+        "{celsius} degrees on the {zone} side", "set {zone} temperature to {celsius}",
+        "change the {zone} temperature to {celsius} degrees", "the {zone} side should be {celsius} degrees",
+        ("set my side to {celsius} degrees", {"zone": "driver"}),
+        ("make it {celsius} degrees in the back", {"zone": "rear"}),
+        ("set the rear temperature to {celsius}", {"zone": "rear"}),
+        ("set all zones to {celsius} degrees", {"zone": "all"})]),
+    "fan": ("set_fan", [
+        "set the fan to {fan_level}", "fan speed {fan_level}", "turn the fan to level {fan_level}",
+        "put the fan on {fan_level}", "change the blower to {fan_level}", "set fan level {fan_level} please",
+        ("turn off the fan", {"level": 0}), ("fan off", {"level": 0}), ("stop the fan", {"level": 0}),
+        ("max fan", {"level": 5}), ("turn the fan all the way up", {"level": 5})]),
+    "seat": ("set_seat_heating", [
+        "set {seat} seat heating to {heat_level}", "heat {seat} seat to level {heat_level}",
+        "{seat} seat heater on {heat_level}", "seat heating {heat_level} for {seat} seat",
+        "warm up {seat} seat, level {heat_level}", "put {seat} seat heating on {heat_level}",
+        ("turn on {seat} seat heating", {"level": 2}), ("turn off {seat} seat heating", {"level": 0}),
+        ("{seat} seat heating off", {"level": 0}), ("max heat on {seat} seat", {"level": 3})]),
+    "open": ("open_window", [
+        "open {which} window", "roll down {which} window", "crack {which} window", "lower {which} window",
+        "can you open {which} window", "{which} window down please",
+        ("open all the windows", {"which": "all"}), ("roll down all windows", {"which": "all"}),
+        ("open every window", {"which": "all"})]),
+    "close": ("close_window", [
+        "close {which} window", "roll up {which} window", "shut {which} window", "raise {which} window",
+        "{which} window up please", "can you close {which} window",
+        ("close all the windows", {"which": "all"}), ("shut all windows", {"which": "all"}),
+        ("roll up every window", {"which": "all"})]),
+    "play": ("play_media", [
+        "play {query}", "put on {query}", "i want to hear {query}", "can you play {query}",
+        "start playing {query}", "let's listen to {query}", "play me {query}", "turn on {query}"]),
+    "call": ("call_contact", [
+        "call {contact}", "phone {contact}", "ring {contact}", "give {contact} a call", "dial {contact}",
+        "can you call {contact}", "get {contact} on the phone"]),
+    "status": ("vehicle_status", [
+        "how much battery do i have", "what's my range", "how's the car doing", "vehicle status",
+        "battery level?", "how far can i drive on this charge", "car status please", "check the car for me",
+        "what's the state of the car"]),
+}
+
+# Follow-ups: previous tool -> intents whose arguments come from that call (see datagen.follow_up).
+FOLLOW_UPS: dict[str, tuple[str, list]] = {
+    "route": ("route_info", [
+        "how long will it take", "how far is it", "what's my eta", "when will we get there", "how much longer",
+        "how many kilometers are left", "are we there yet", "how far to go", "what's the remaining distance",
+        "how long until we arrive", "distance left?"]),
+    "cancel": ("cancel_navigation", [
+        "cancel the navigation", "stop the route", "never mind, cancel that", "end navigation", "stop navigating",
+        "forget the destination", "cancel the trip", "cancel route guidance", "i don't want to go there anymore"]),
+    "go_there": ("navigate_to", [
+        "take me there", "navigate to the first one", "let's go there", "drive to the closest one",
+        "ok, go to the nearest one", "take me to the first one", "sounds good, navigate there"]),
+    "temp_again": ("set_temperature", [
+        "make it {celsius} degrees instead", "actually, {celsius} degrees", "change that to {celsius}",
+        "no, make it {celsius}", "{celsius} instead"]),
+    "temp_step": ("set_temperature", [
+        ("a bit warmer", {"step": 1}), ("make it warmer", {"step": 1}), ("one degree warmer", {"step": 1}),
+        ("two degrees warmer", {"step": 2}), ("a bit cooler", {"step": -1}), ("one degree cooler", {"step": -1}),
+        ("turn it down a degree", {"step": -1}), ("two degrees colder please", {"step": -2})]),
+    "fan_step": ("set_fan", [
+        ("turn it up a notch", {"step": 1}), ("a bit stronger", {"step": 1}), ("more air please", {"step": 1}),
+        ("turn it down a bit", {"step": -1}), ("a bit less", {"step": -1}), ("lower it", {"step": -1}),
+        ("turn it off", {"level": 0}), ("switch it off", {"level": 0})]),
+    "fan_again": ("set_fan", ["make it {fan_level} instead", "actually, level {fan_level}", "no, {fan_level}"]),
+    "seat_again": ("set_seat_heating", [
+        ("turn it off again", {"level": 0}), ("that's too hot, turn it off", {"level": 0}),
+        "make it {heat_level} instead", "actually, level {heat_level}", "change it to {heat_level}"]),
+    "pause": ("pause_media", [
+        "pause the music", "pause", "stop the music", "pause playback", "hold on, pause it", "mute that",
+        "stop playing"]),
+    "play_again": ("play_media", ["play {query} instead", "no, put on {query}", "switch to {query}",
+                                  "actually, play {query}"]),
+    "close_it": ("close_window", ["close it again", "shut it", "ok, close it now", "roll it back up"]),
+    "open_it": ("open_window", ["open it again", "roll it back down", "open it a bit"]),
+}
+NEXT: dict[str, list[str]] = {
+    "navigate_to": ["route", "cancel"], "find_nearby": ["go_there", "nearby"],
+    "set_temperature": ["temp_again", "temp_step"], "set_fan": ["fan_step", "fan_again"],
+    "set_seat_heating": ["seat_again"], "play_media": ["pause", "play_again"], "open_window": ["close_it"],
+    "close_window": ["open_it"],
+}
+MULTI = ["temp", "temp_zone", "fan", "seat", "open", "close", "play", "call", "navigate"]
+
+CATEGORY_WORDS = {
+    "cafe": [("cafe", "cafes"), ("coffee shop", "coffee shops")],
+    "restaurant": [("restaurant", "restaurants"), ("place to eat", "places to eat")],
+    "parking": [("parking garage", "parking garages"), ("car park", "car parks"), ("parking", "parking spots")],
+    "charging_station": [("charging station", "charging stations"), ("charger", "chargers"),
+                         ("EV charger", "EV chargers")],
+    "pharmacy": [("pharmacy", "pharmacies"), ("drugstore", "drugstores")],
+    "atm": [("ATM", "ATMs"), ("cash machine", "cash machines")],
+    "hotel": [("hotel", "hotels")], "museum": [("museum", "museums")], "bank": [("bank", "banks")],
+    "supermarket": [("supermarket", "supermarkets"), ("grocery store", "grocery stores")],
+    "pub": [("pub", "pubs")], "bar": [("bar", "bars")], "library": [("library", "libraries")],
+    "fast_food": [("fast food place", "fast food places"), ("burger place", "burger places")],
+    "toilets": [("toilet", "toilets"), ("restroom", "restrooms")], "cinema": [("cinema", "cinemas")],
+    "theatre": [("theatre", "theatres")], "taxi": [("taxi stand", "taxi stands")],
+}
+ZONES = [("driver", "driver"), ("driver's", "driver"), ("passenger", "passenger"), ("passenger's", "passenger")]
+SEATS = [("my", "driver"), ("the driver's", "driver"), ("the passenger", "passenger"),
+         ("the passenger's", "passenger"), ("the rear left", "rear_left"), ("the back left", "rear_left"),
+         ("the rear right", "rear_right"), ("the back right", "rear_right")]
+WINDOWS = [*SEATS, ("the driver", "driver")]
+CONTACTS = [("Mom", "Mom"), ("Anna", "Anna"), ("Mikko", "Mikko"), ("the office", "office"),
+            ("Dr. Virtanen", "Dr. Virtanen"), ("Doctor Virtanen", "Doctor Virtanen")]
+MEDIA = ["jazz", "Sibelius", "Nightwish", "The Beatles", "classical music", "Yle Radio Suomi", "Radio Nova",
+         "lo-fi beats", "Taylor Swift", "Bohemian Rhapsody", "my driving playlist", "the news", "Darude",
+         "Finlandia", "rock music", "relaxing music", "Abba", "a true crime podcast", "Miles Davis", "Coldplay",
+         "Radio Helsinki", "some podcasts", "Eppu Normaali", "90s hits", "Ed Sheeran", "piano music"]
+CELSIUS = [*range(16, 29), 19.5, 20.5, 21.5, 22.5]
+DISTANCES = [200, 300, 400, 500, 800, 1000, 1500, 2000]
+UNKNOWN_PLACES = ["Hogwarts", "Narnia", "Gotham City", "Springfield Mall", "Mordor", "Disneyland", "Tatooine",
+                  "Wonderland", "Emerald City", "Bikini Bottom"]
+UNKNOWN_CONTACTS = ["Pekka", "Grandpa Joe", "Liisa", "Uncle Matti"]
+TOO_HOT = [10, 12, 14, 30, 32, 35]
+
+PREFIXES = ["hey, ", "ok, ", "hi, ", "um, ", "car, ", "hey car, ", "so, "]
+SUFFIXES = [" please", ", please", " thanks", ", thank you", " now", " for me"]
+QUESTION_WORDS = ("how", "what", "when", "where", "is ", "are ", "any ", "can ", "battery level")
+JOINERS = [" and ", ", and ", " and also ", ", then ", ". Also ", " and then "]
+
+
+# -- what the assistant says back: one short sentence per tool result, with the figures it returned ----------
+def figure(x) -> str:
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
+def minutes(n) -> str:
+    return f"{figure(n)} minute" + ("" if n == 1 else "s")
+
+
+def side(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def say(name: str, r: dict) -> str:
+    if "error" in r:
+        return f"Sorry, {r['error']}."
+    if name == "navigate_to":
+        return f"Navigating to {r['destination']}, {r['distance_km']} km, about {minutes(r['eta_min'])}."
+    if name == "find_nearby":
+        kind = CATEGORY_WORDS.get(r["category"], [(r["category"].replace("_", " "),)])[0][0]
+        if not r["results"]:
+            return f"There is no {kind} {r.get('note', 'none nearby').removeprefix('none ')}."
+        first = r["results"][0]
+        return f"The nearest {kind} is {first['name']}, {first['distance_m']} m away."
+    if name == "route_info":
+        return f"{r['remaining_km']} km to {r['destination']}, about {minutes(r['eta_min'])}."
+    if name == "cancel_navigation":
+        return f"Navigation to {r['cancelled']} cancelled."
+    if name == "set_temperature":
+        zone = "Temperature" if r["zone"] == "all" else f"{side(r['zone'])} temperature"
+        return f"{zone} set to {figure(r['celsius'])} degrees."
+    if name == "set_fan":
+        return "Fan off." if r["fan"] == 0 else f"Fan set to {r['fan']}."
+    if name == "set_seat_heating":
+        seat = side(r["seat"])
+        return f"{seat} seat heating off." if r["level"] == 0 else f"{seat} seat heating set to {r['level']}."
+    if name in ("open_window", "close_window"):
+        which = r["window"]
+        noun = "windows" if which in ("all", "rear") else "window"
+        return f"{side(which)} {noun} {r['state']}."
+    if name == "play_media":
+        return f"Playing {r['playing']}."
+    if name == "pause_media":
+        return f"Paused {r['paused']}."
+    if name == "call_contact":
+        return f"Calling {r['calling']}."
+    if name == "vehicle_status":
+        return f"Battery at {r['battery_pct']} percent, {r['range_km']} km of range."
+    return "Done."
+
+
+def spoken_answer(calls: list[dict], results: list[dict]) -> str:
+    return " ".join(say(c["name"], r) for c, r in zip(calls, results))

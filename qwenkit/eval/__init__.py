@@ -1,0 +1,1 @@
+"""Evaluation of the in-car assistant: tool-call accuracy, answer checks and latency, one report per run."""
