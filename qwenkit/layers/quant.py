@@ -2,12 +2,15 @@
 
 Decode reads every weight once per token, so bytes per weight set the speed. The packed kernels are
 fast only with bf16 activations and bf16 scales: inputs are cast to bf16 for the matmul and the
-result is cast back, so the rest of the model keeps its float dtype.
+result is cast back, so the rest of the model keeps its float dtype. When the input requires grad (LoRA
+on a frozen quantized base), the matmul runs through QuantizedMatmul, which gives the input its gradient.
 """
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
-INT4_TILES = 2
+from qwenkit.layers.quant_grad import INT4_TILES, QuantizedMatmul, int4_block, unpack_int4
 
 
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,24 +50,35 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale.to(torch.bfloat16))
         self.register_buffer("bias", None if bias is None else bias.to(torch.bfloat16))
 
+    dequantizable = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch._weight_int8pack_mm(x.reshape(-1, shape[-1]).to(torch.bfloat16), self.weight, self.scale)
+        y = _matmul(self, x.reshape(-1, shape[-1]))
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
-    def dequantize(self) -> torch.Tensor:
-        return self.weight.float() * self.scale.float()[:, None]
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.weight, self.scale)
+
+    def dequantize(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Rows [start, stop) of the weight in float32."""
+        return self.weight[start:stop].float() * self.scale[start:stop].float()[:, None]
 
 
 class Int4Linear(nn.Module):
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int,
                  bias: torch.Tensor | None):
         super().__init__()
-        self.out_features, self.in_features = q.shape
+        self._set(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES), q.shape[1], scale, zero,
+                  group_size, bias)
+
+    def _set(self, packed: torch.Tensor, in_features: int, scale: torch.Tensor, zero: torch.Tensor,
+             group_size: int, bias: torch.Tensor | None) -> None:
+        self.out_features, self.in_features = packed.shape[0], in_features
         self.group_size = group_size
-        self.register_buffer("weight", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES))
+        self.register_buffer("weight", packed)
         scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous()  # [K/g, N, 2]
         self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16))
         self.register_buffer("bias", None if bias is None else bias.to(torch.bfloat16))
@@ -73,23 +87,75 @@ class Int4Linear(nn.Module):
     def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None, group_size: int) -> "Int4Linear":
         return cls(*quantize_int4(weight, group_size), group_size, bias)
 
+    @classmethod
+    def from_row_chunks(cls, chunks: Iterable[torch.Tensor], shape: tuple[int, int], group_size: int) -> "Int4Linear":
+        """Quantize and pack a large matrix (a 150k-row head) a block of rows at a time into place, so the
+        full-precision matrix and its temporaries never exist at once; packed rows are independent."""
+        n, k = shape
+        packed = torch.empty(n, k // 2, dtype=torch.uint8)
+        scale, zero = torch.empty(n, k // group_size), torch.empty(n, k // group_size)
+        start = 0
+        for w in chunks:
+            q, s, z = quantize_int4(w, group_size)
+            rows = slice(start, start + len(q))
+            packed[rows] = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES)
+            scale[rows], zero[rows] = s, z
+            start += len(q)
+        linear = cls.__new__(cls)
+        nn.Module.__init__(linear)
+        linear._set(packed, k, scale, zero, group_size, None)
+        return linear
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.reshape(-1, shape[-1]).to(torch.bfloat16), self.weight, self.group_size, self.scales_zeros)
+        y = _matmul(self, x.reshape(-1, shape[-1]))
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.weight, self.group_size,
+                                                          self.scales_zeros)
+
+    @property
+    def dequantizable(self) -> bool:
+        return int4_block() is not None
+
+    def dequantize(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Rows [start, stop) of the weight in float32, as the kernel sees it: (q - 8) * scale + zero."""
+        stop = self.out_features if stop is None else stop
+        q = unpack_int4(self.weight, self.out_features, self.in_features, start, stop)
+        scale, zero = self.scales_zeros[:, start:stop].float().unbind(-1)  # [K/g, rows] each
+        g = self.group_size
+        return (q.float() - 8) * scale.T.repeat_interleave(g, dim=1) + zero.T.repeat_interleave(g, dim=1)
+
+
+def _matmul(linear: Int8Linear | Int4Linear, x: torch.Tensor) -> torch.Tensor:
+    """The packed kernel; through QuantizedMatmul only when x needs a gradient, so inference pays nothing."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return QuantizedMatmul.apply(x, linear)
+    return linear.matmul(x)
 
 
 class Int8Embedding(nn.Module):
     """Row-wise int8 table; rows are dequantized on lookup, so the table costs one byte per weight."""
 
-    def __init__(self, weight: torch.Tensor, chunk: int = 8192):
+    def __init__(self, weight: torch.Tensor | Iterable[torch.Tensor], chunk: int = 8192,
+                 shape: tuple[int, int] | None = None):
+        """From a [rows, dim] table, or from row blocks of a `shape` table read from disk one at a time;
+        each block is quantized into place, so no full-precision copy of the table is ever held."""
         super().__init__()
-        pieces = [quantize_int8(weight[i:i + chunk]) for i in range(0, weight.shape[0], chunk)]
-        self.register_buffer("weight", torch.cat([q for q, _ in pieces]))
-        self.register_buffer("scale", torch.cat([s for _, s in pieces]))
+        if isinstance(weight, torch.Tensor):
+            shape = tuple(weight.shape)
+            weight = (weight[i:i + chunk] for i in range(0, shape[0], chunk))
+        self.register_buffer("weight", torch.empty(shape, dtype=torch.int8))
+        self.register_buffer("scale", torch.empty(shape[0]))
+        start = 0
+        for block in weight:
+            q, scale = quantize_int8(block)
+            self.weight[start:start + len(q)] = q
+            self.scale[start:start + len(q)] = scale
+            start += len(q)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.weight[ids].float() * self.scale[ids, None]

@@ -42,7 +42,7 @@ def write_adapter(folder: str | Path, adapter: AdapterFiles) -> Path:
         "r": adapter.r, "lora_alpha": adapter.alpha, "lora_dropout": adapter.dropout,
         "target_modules": sorted(adapter.target_modules), "bias": "none", "fan_in_fan_out": False,
         "use_rslora": adapter.use_rslora, "modules_to_save": None, "inference_mode": True,
-        "init_lora_weights": True, "library": "qwenkit",
+        "init_lora_weights": True,
     }
     tensors = {}
     for module, (a, b) in adapter.weights.items():
@@ -90,8 +90,9 @@ def read_adapter(folder: str | Path) -> AdapterFiles:
                            use_rslora=bool(config.get("use_rslora", False)))
     for key, a in tensors.items():
         if not key.endswith(".lora_A.weight"):
-            if ".lora_" not in key:
-                raise ModelLoadError(weights_path, f"unexpected tensor {key!r}", "only LoRA A/B matrices are supported")
+            if not key.endswith(".lora_B.weight"):  # embedding LoRA, DoRA magnitudes, saved modules...
+                raise ModelLoadError(weights_path, f"unexpected tensor {key!r}",
+                                     "only LoRA A/B matrices of linear layers are supported")
             continue
         module = key.removesuffix(".lora_A.weight").removeprefix(PREFIX)
         b = tensors.get(key.replace(".lora_A.", ".lora_B."))

@@ -1,0 +1,97 @@
+"""LoRA: a frozen linear plus a trainable low-rank update, y = base(x) + dropout(x) @ A^T @ B^T * alpha / r."""
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+ALL_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass(slots=True)
+class LoraConfig:
+    """PEFT's defaults and names. Module names match by their last part (`q_proj`) or in full
+    (`model.layers.0.self_attn.q_proj`). MoE expert projections are never adapted (PEFT cannot address
+    them one by one in transformers 5's fused expert tensors either)."""
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_LINEARS))
+    use_rslora: bool = False
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
+
+
+@dataclass(slots=True)
+class Part:
+    """One adapted slice of the base's output rows, under its PEFT module name."""
+    name: str
+    start: int
+    stop: int
+
+
+class LoRALinear(nn.Module):
+    """Wraps a frozen nn.Linear, Int8Linear or Int4Linear. A fused base (qkv_proj, gate_up_proj) carries one
+    (A, B) pair per adapted part (q, k, v) so the adapter keeps PEFT's per-module keys; the parts' A matrices
+    are stacked in `lora_A` [parts * r, in] so the input meets them in one matmul. B starts at zero."""
+
+    def __init__(self, base: nn.Module, parts: list[Part], config: LoraConfig):
+        super().__init__()
+        self.base, self.parts = base, sorted(parts, key=lambda p: p.start)
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.r, self.alpha, self.use_rslora, self.scale = config.r, config.alpha, config.use_rslora, config.scale
+        device = next(iter([*base.parameters(), *base.buffers()])).device
+        self.lora_A = nn.Parameter(torch.empty(len(parts) * config.r, self.in_features, device=device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # fan_in is `in` per part, as in PEFT
+        self.lora_B = nn.ParameterList(nn.Parameter(torch.zeros(p.stop - p.start, config.r, device=device))
+                                       for p in self.parts)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self._gaps = _gaps(self.parts, self.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)
+        u = (self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.T) * self.scale
+        r = self.r
+        deltas = [u[..., i * r:(i + 1) * r] @ b.T for i, b in enumerate(self.lora_B)]
+        if self._gaps:
+            deltas = _fill(deltas, self._gaps, u)
+        delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=-1)
+        return y + delta.to(y.dtype)
+
+    def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Part i's (A [r, in], B [out_i, r])."""
+        return self.lora_A[i * self.r:(i + 1) * self.r], self.lora_B[i]
+
+    def delta(self) -> torch.Tensor:
+        """The update B @ A * scale for the whole base weight [out, in], in float32."""
+        full = torch.zeros(self.out_features, self.in_features, device=self.lora_A.device)
+        for i, part in enumerate(self.parts):
+            a, b = self.pair(i)
+            full[part.start:part.stop] = lora_delta(a, b, self.scale)
+        return full
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha:g}, parts={[p.name.rsplit('.', 1)[-1] for p in self.parts]}"
+
+
+def lora_delta(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    return (b.detach().float() @ a.detach().float()) * scale
+
+
+def _gaps(parts: list[Part], out_features: int) -> list[tuple[int, int]]:
+    """(insert position among the deltas, width) for output rows no part covers."""
+    gaps, row = [], 0
+    for i, part in enumerate([*parts, Part("", out_features, out_features)]):
+        if part.start > row:
+            gaps.append((i, part.start - row))
+        row = part.stop
+    return gaps
+
+
+def _fill(deltas: list[torch.Tensor], gaps: list[tuple[int, int]], u: torch.Tensor) -> list[torch.Tensor]:
+    out = list(deltas)
+    for i, width in reversed(gaps):
+        out.insert(i, u.new_zeros(*u.shape[:-1], width))
+    return out
