@@ -42,6 +42,9 @@ def serve(
     quant: Annotated[str, typer.Option(help="Weight quantization: auto, none, int8, int4")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
+    drain_timeout: Annotated[float, typer.Option(
+        min=0, help="On SIGTERM/Ctrl+C, seconds requests in flight may still run (new ones get 503) before exiting")]
+    = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (method, path, status; never bodies)")]
     = False,
     adapter: Annotated[list[str] | None, typer.Option(
@@ -59,6 +62,7 @@ def serve(
 
     from qwenkit.server.app import Settings, create_app
     from qwenkit.server.pool import ModelPool, parse_keep_alive
+    from qwenkit.server.shutdown import DrainingServer
     try:
         keep = parse_keep_alive(keep_alive)
     except ValueError as e:
@@ -70,10 +74,11 @@ def serve(
                      engine_options=dict(max_num_seqs=max_num_seqs, max_queue=max_queue,
                                          kv_cache_memory=kv_cache_memory))
     settings = Settings(api_key=api_key, max_body_bytes=int(max_body_mb * (1 << 20)), preload=preload,
-                        adapter_loading=bool(api_key) or is_loopback(host))
+                        adapter_loading=bool(api_key) or is_loopback(host), drain_timeout=drain_timeout)
     app = create_app(pool, settings)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=60,
-                log_level="info")
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=5,
+                            log_level="info")
+    DrainingServer(config).run()
 
 
 def _adapter_spec(spec: str) -> tuple[str, str]:

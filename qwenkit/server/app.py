@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, bearer auth, body size limit, request metrics, idle unloading."""
+"""The FastAPI application: routers, bearer auth, body size limit, request metrics, idle unloading, and
+the 503 answer while the server drains before it stops."""
 import asyncio
 import contextlib
 import secrets
@@ -6,13 +7,15 @@ import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from qwenkit.server import errors
 from qwenkit.server.metrics import Metrics
 from qwenkit.server.pool import ModelPool
+from qwenkit.server.shutdown import Drain
 
 OPEN_PATHS = {"/health", "/"}          # the page is static; everything it fetches needs the key
+PROBE_PATHS = {"/health", "/metrics"}  # still answered while draining, and not counted as work in flight
 IDLE_CHECK_SECONDS = 5.0
 
 
@@ -22,6 +25,7 @@ class Settings:
     max_body_bytes: int = 8 << 20
     preload: bool = True
     adapter_loading: bool = True   # POST /v1/load_lora_adapter reads a folder the client names
+    drain_timeout: float = 30.0    # seconds in-flight requests may run on after SIGTERM
 
 
 def create_app(pool: ModelPool, settings: Settings | None = None) -> FastAPI:
@@ -42,6 +46,7 @@ def create_app(pool: ModelPool, settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="qwenkit server", version="0.1.0", lifespan=lifespan,
                   description="OpenAI- and Ollama-compatible API for local Qwen-family models.")
     app.state.pool, app.state.settings, app.state.started = pool, settings, time.time()
+    app.state.drain = drain = Drain(settings.drain_timeout)
     errors.install(app)
     app.include_router(openai_api.router)
     app.include_router(ollama_api.router)
@@ -49,7 +54,10 @@ def create_app(pool: ModelPool, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["server"])
     async def health():
-        return {"status": "ok", "models": [m.name for m in pool.loaded()]}
+        models = [m.name for m in pool.loaded()]
+        if drain.draining:
+            return JSONResponse({"status": "draining", "models": models}, status_code=503)
+        return {"status": "ok", "models": models}
 
     @app.get("/metrics", tags=["server"], response_class=PlainTextResponse)
     async def prometheus():
@@ -72,11 +80,12 @@ async def _unload_idle(pool: ModelPool) -> None:
 
 
 class Guard:
-    """ASGI wrapper in front of the app: bearer auth, the body size limit, and per-request metrics."""
+    """ASGI wrapper in front of the app: bearer auth, the body size limit, per-request metrics, and the count
+    of requests in flight (503 for new ones while draining)."""
 
     def __init__(self, app: FastAPI, settings: Settings, metrics: Metrics):
         self.app, self.settings, self.metrics = app, settings, metrics
-        self.state = app.state
+        self.state, self.drain = app.state, app.state.drain
 
     def __getattr__(self, name):
         return getattr(self.app, name)
@@ -95,10 +104,18 @@ class Guard:
                 if message["type"] == "http.response.start":
                     status[0] = message["status"]
                 await send(message)
-            await self.app(scope, self._limited(receive, path), counting_send)
+            counted = path not in PROBE_PATHS
+            self.drain.active += counted
+            try:
+                await self.app(scope, self._limited(receive, path), counting_send)
+            finally:
+                self.drain.active -= counted
         self.metrics.request_done(_route(path), status[0], time.perf_counter() - started)
 
     def _refuse(self, scope) -> tuple | None:
+        if self.drain.draining and scope["path"] not in PROBE_PATHS:
+            return (503, "the server is shutting down and takes no new requests; retry on another instance or "
+                    "once it is back", None, "server_shutting_down", {"Connection": "close"})
         headers = dict(scope.get("headers") or [])
         key = self.settings.api_key
         if key and scope["path"] not in OPEN_PATHS:

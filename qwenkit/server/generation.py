@@ -10,7 +10,7 @@ from fastapi import Request
 from qwenkit.errors import InvalidRequestError
 from qwenkit.outputs import StreamDelta, TokenLogprob
 from qwenkit.sampling_params import SamplingParams
-from qwenkit.server.grammar import Grammars
+from qwenkit.server.grammar import Grammars, Thinking
 from qwenkit.server.parsing import THINK_CLOSE, Delta, OutputParser, ToolCall, prompt_opens_thinking
 from qwenkit.server.worker import EngineWorker
 
@@ -21,7 +21,7 @@ DISCONNECT_POLL = 0.25
 class Prompt:
     ids: list[int]
     in_reasoning: bool = False        # the prompt left a <think> open
-    thinking: bool = False            # the model is expected to think first (grammars wait for </think>)
+    thinking: bool = False            # the model is expected to think first (grammars leave it free)
     parse_tools: bool = False
 
 
@@ -54,19 +54,19 @@ def sampling(worker: EngineWorker, *, max_tokens: int | None = None, logit_bias:
     return params.updated(max_tokens=max_tokens, logit_bias=bias, **fields)
 
 
-def grammar_for(worker: EngineWorker, prompt: Prompt, *, json_schema: dict | None = None, json_object: bool = False,
-                call_tools: list[dict] | None = None):
-    """A constraint factory for LLMEngine.add_request, or None when nothing is enforced."""
-    if not (json_schema is not None or json_object or call_tools):
+def grammar_for(worker: EngineWorker, prompt: Prompt, answer: dict | None, max_tokens: int | None = None,
+                thinking_budget: int | None = None):
+    """A constraint factory for LLMEngine.add_request, or None when `answer` (a grammar.json_format or
+    tool_calls_format) is None. When the model thinks first, the reasoning stays free for at most
+    `thinking_budget` tokens (by default half of max_tokens, so that the constrained answer has room)."""
+    if answer is None:
         return None
+    thinking = None
+    if prompt.thinking:
+        budget = thinking_budget if thinking_budget is not None else max_tokens // 2 if max_tokens else None
+        thinking = Thinking(prompt.in_reasoning, budget)
     grammars = grammars_of(worker)
-    think_close = worker.llm.tokenizer.token_to_id(THINK_CLOSE) if prompt.thinking else None
-    lead = "\n\n" if think_close is not None else ""
-    if call_tools:
-        compiled = grammars.tool_calls(call_tools, lead)
-    else:
-        compiled = grammars.json(json_schema, "response_format", lead)
-    return grammars.factory(compiled, think_close)
+    return grammars.factory(grammars.compile(answer, thinking))
 
 
 def grammars_of(worker: EngineWorker) -> Grammars:

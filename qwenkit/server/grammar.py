@@ -1,7 +1,12 @@
 """Constrained decoding with xgrammar: a grammar becomes, at every step, the set of tokens the sampler may
-pick (LLMEngine's per-sequence `constraint` hook). Used for response_format and for tool_choice
-required / a named function."""
+pick (LLMEngine's per-sequence `constraint` hook). Used for response_format, for tool_choice required / a
+named function, and for parallel_tool_calls=false.
+
+A grammar is an xgrammar structural tag. When the model thinks first, it begins with the reasoning block:
+free text (at most `budget` tokens, then `</think>` is the only way on), so the constraint shapes the
+answer and never the reasoning, and the answer always gets its turn."""
 import json
+from dataclasses import dataclass
 from functools import cached_property
 
 import torch
@@ -9,31 +14,31 @@ import xgrammar as xgr
 
 from qwenkit.errors import InvalidRequestError
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALL_OPEN, CALL_END = "<tool_call>", "}\n</tool_call>"
+BITS = torch.arange(32, dtype=torch.int32)
+
+
+@dataclass(slots=True)
+class Thinking:
+    opened: bool = False          # the prompt already wrote <think>
+    budget: int | None = None     # reasoning tokens before </think> is forced; None: no limit
+
 
 class GrammarConstraint:
-    """One sequence's matcher. With `trigger`, tokens are free until that token (Qwen3's </think>) is sampled:
-    the grammar applies to the answer, not to the reasoning."""
+    """One sequence's matcher."""
 
-    def __init__(self, compiled: xgr.CompiledGrammar, vocab_size: int, trigger: int | None = None,
-                 device: torch.device | None = None):
+    def __init__(self, compiled: xgr.CompiledGrammar, vocab_size: int, device: torch.device | None = None):
         self.matcher = xgr.GrammarMatcher(compiled)
-        self.vocab_size, self.device = vocab_size, device or torch.device("cpu")
-        self.trigger = trigger
+        self.device = device or torch.device("cpu")
         self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
 
-    def allowed(self, vocab_size: int) -> torch.Tensor | None:
-        if self.trigger is not None:
-            return None
+    def allowed(self, vocab_size: int) -> torch.Tensor:
         self.matcher.fill_next_token_bitmask(self.bitmask)
-        scores = torch.zeros(1, vocab_size)
-        xgr.apply_token_bitmask_inplace(scores, self.bitmask, vocab_size=vocab_size)
-        return (scores[0] == 0).to(self.device)
+        bits = (self.bitmask[0].unsqueeze(1) >> BITS) & 1      # bit j of word i is token 32 * i + j
+        return bits.flatten()[:vocab_size].bool().to(self.device)
 
     def accept(self, token: int) -> None:
-        if self.trigger is not None:
-            if token == self.trigger:
-                self.trigger = None
-            return
         if not self.matcher.is_terminated():
             self.matcher.accept_token(token)
 
@@ -55,33 +60,45 @@ class Grammars:
                                  vocab_size=self.vocab_size, stop_token_ids=self.stop_ids)
         return xgr.GrammarCompiler(info, max_threads=2)
 
-    def factory(self, compiled: xgr.CompiledGrammar, trigger: int | None):
-        return lambda: GrammarConstraint(compiled, self.vocab_size, trigger, self.device)
+    def compile(self, answer: dict, thinking: Thinking | None = None) -> xgr.CompiledGrammar:
+        """`answer`: a structural-tag format for the reply (json_format, tool_calls_format), after the
+        reasoning block when `thinking` is given."""
+        parts = [think_format(thinking), answer] if thinking else [answer]
+        tag = {"type": "structural_tag", "format": {"type": "sequence", "elements": parts}}
+        return self.compiler.compile_structural_tag(json.dumps(tag))
 
-    def json(self, schema: dict | None, field: str, lead: str = "") -> xgr.CompiledGrammar:
-        """Any JSON object (schema None) or one valid for `schema`, compact, after the literal `lead`."""
-        try:
-            grammar = xgr.Grammar.from_json_schema(json.dumps(schema or {"type": "object"}), any_whitespace=False)
-        except Exception as e:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors for bad schemas
-            raise InvalidRequestError(field, f"cannot be enforced: {e}") from None
-        return self.compiler.compile_grammar(xgr.Grammar.concat(_literal(lead), grammar) if lead else grammar)
-
-    def tool_calls(self, tools: list[dict], lead: str = "") -> xgr.CompiledGrammar:
-        """Exactly one `<tool_call>\\n{"name": N, "arguments": ARGS}\\n</tool_call>` for one of `tools`, ARGS
-        following that tool's parameter schema; `lead` is literal text before it."""
-        options = []
-        for tool in tools:
-            fn = tool["function"]
-            head = f'{lead}<tool_call>\n{{"name": {json.dumps(fn["name"])}, "arguments": '
-            try:
-                args = xgr.Grammar.from_json_schema(json.dumps(fn.get("parameters") or {"type": "object"}),
-                                                    any_whitespace=False)
-            except Exception as e:  # noqa: BLE001
-                raise InvalidRequestError("tools", f"parameters of {fn['name']!r} cannot be enforced: {e}") from None
-            options.append(xgr.Grammar.concat(_literal(head), args, _literal("}\n</tool_call>")))
-        grammar = options[0] if len(options) == 1 else xgr.Grammar.union(*options)
-        return self.compiler.compile_grammar(grammar)
+    def factory(self, compiled: xgr.CompiledGrammar):
+        return lambda: GrammarConstraint(compiled, self.vocab_size, self.device)
 
 
-def _literal(text: str) -> xgr.Grammar:
-    return xgr.Grammar.from_ebnf(f"root ::= {json.dumps(text)}")
+def json_format(schema: dict | None, field: str) -> dict:
+    """Any JSON object (schema None) or one valid for `schema`, with the spacing of Python's json.dumps
+    (`", "`, `": "`, as Qwen writes tool arguments)."""
+    try:
+        grammar = xgr.Grammar.from_json_schema(json.dumps(schema or {"type": "object"}), any_whitespace=False)
+    except Exception as e:  # noqa: BLE001 - xgrammar raises plain RuntimeErrors for bad schemas
+        raise InvalidRequestError(field, f"cannot be enforced: {e}") from None
+    return {"type": "grammar", "grammar": str(grammar)}
+
+
+def tool_calls_format(tools: list[dict], required: bool, parallel: bool) -> dict:
+    """Qwen's `<tool_call>\\n{"name": N, "arguments": ARGS}\\n</tool_call>` for the `tools`, ARGS valid for
+    that tool's parameters. required: only calls, at least one (one per line); otherwise text with calls
+    in it. parallel False: one call at most, and the reply ends with it."""
+    tags = []
+    for i, tool in enumerate(tools):
+        fn = tool["function"]
+        head = f'{CALL_OPEN}\n{{"name": {json.dumps(fn["name"])}, "arguments": '
+        args = json_format(fn.get("parameters"), f"tools[{i}].function.parameters")
+        tags.append({"type": "tag", "begin": head, "content": args, "end": CALL_END})
+    if required:
+        return {"type": "tags_with_separator", "tags": tags, "separator": "\n", "at_least_one": True,
+                "stop_after_first": not parallel}
+    return {"type": "triggered_tags", "triggers": [CALL_OPEN], "tags": tags, "stop_after_first": not parallel}
+
+
+def think_format(thinking: Thinking) -> dict:
+    """`<think>` (unless the prompt opened it), free text without think tags, `</think>`, a blank line."""
+    text = {"type": "any_text", "excludes": [THINK_OPEN, THINK_CLOSE], "max_tokens": thinking.budget}
+    block = {"type": "tag", "begin": "" if thinking.opened else THINK_OPEN, "content": text, "end": THINK_CLOSE}
+    return {"type": "sequence", "elements": [block, {"type": "const_string", "value": "\n\n"}]}

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from qwenkit.errors import InvalidRequestError
 from qwenkit.server import generation as gen
+from qwenkit.server import grammar
 from qwenkit.server.generation import Choice
 from qwenkit.server.pool import parse_keep_alive
 from qwenkit.server.protocol import (
@@ -50,12 +51,12 @@ def _params(worker, options: OllamaOptions | None, num_prompt: int):
                         presence_penalty=o.presence_penalty, frequency_penalty=o.frequency_penalty)
 
 
-def _format(fmt) -> dict:
+def _format(fmt) -> dict | None:
     if fmt == "json":
-        return {"json_object": True}
+        return grammar.json_format(None, "format")
     if isinstance(fmt, dict):
-        return {"json_schema": fmt}
-    return {}
+        return grammar.json_format(fmt, "format")
+    return None
 
 
 def _tool_call(call) -> dict:
@@ -109,7 +110,8 @@ async def generate(body: OllamaGenerateRequest, request: Request):
 async def _respond(request: Request, worker, adapter: str | None, body, prompt: gen.Prompt, chat: bool):
     started = time.perf_counter()
     params = _params(worker, body.options, len(prompt.ids))
-    constraint = await asyncio.to_thread(gen.grammar_for, worker, prompt, **_format(body.format))
+    constraint = await asyncio.to_thread(
+        lambda: gen.grammar_for(worker, prompt, _format(body.format), params.max_tokens))
     choice = Choice.make(0, prompt)
     stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream, adapter)
 
@@ -126,7 +128,8 @@ async def _respond(request: Request, worker, adapter: str | None, body, prompt: 
 
     def final() -> dict:
         elapsed = int((time.perf_counter() - started) * 1e9)
-        return {"done": True, "done_reason": "length" if choice.finish_reason == "length" else "stop",
+        return {"done": True, "done_reason": choice.finish_reason if choice.finish_reason in ("length", "abort")
+                else "stop",
                 "total_duration": elapsed, "load_duration": 0, "prompt_eval_count": len(prompt.ids),
                 "prompt_eval_duration": 0, "eval_count": choice.tokens, "eval_duration": elapsed}
 

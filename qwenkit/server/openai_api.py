@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from qwenkit.errors import InvalidRequestError
 from qwenkit.outputs import TokenLogprob
 from qwenkit.server import generation as gen
+from qwenkit.server import grammar
 from qwenkit.server.generation import Choice
 from qwenkit.server.parsing import Delta
 from qwenkit.server.protocol import ChatRequest, CompletionRequest, EmbeddingRequest
@@ -41,14 +42,13 @@ async def chat_completions(body: ChatRequest, request: Request):
     worker, adapter = await request.app.state.pool.open(body.model)
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
     choice = body.tool_choice or "auto"
-    call_tools = _forced_tools(tools, choice)
     offered = tools if tools and choice != "none" else None
     prompt = gen.chat_prompt(worker, body.messages, offered, body.chat_template_kwargs)
-    schema, json_object = _response_format(body.response_format)
-    constraint = await asyncio.to_thread(gen.grammar_for, worker, prompt, json_schema=schema,
-                                         json_object=json_object, call_tools=call_tools)
     params = gen.sampling(worker, **_sampling_fields(body), max_tokens=body.max_completion_tokens or body.max_tokens,
                           logprobs=(body.top_logprobs or 0) if body.logprobs else None)
+    constraint = await asyncio.to_thread(
+        lambda: gen.grammar_for(worker, prompt, _answer_format(body, tools, choice), params.max_tokens,
+                                body.thinking_budget))
     rid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
     choices = [Choice.make(i, prompt) for i in range(params.n)]
     stream = gen.deltas(request, worker, prompt.ids, params, constraint, body.stream, adapter)
@@ -60,6 +60,20 @@ async def chat_completions(body: ChatRequest, request: Request):
         choices[delta.index].add(delta)
     return {**head, "object": "chat.completion", "choices": [_chat_choice(c, body.logprobs) for c in choices],
             "usage": _usage(prompt.ids, choices)}
+
+
+def _answer_format(body: ChatRequest, tools: list[dict], choice) -> dict | None:
+    """The grammar the reply must follow: tool calls when tool_choice is required or a named function (one
+    call at most with parallel_tool_calls false, also under auto), else the response_format; None: free."""
+    forced = _forced_tools(tools, choice)
+    if forced:
+        return grammar.tool_calls_format(forced, required=True, parallel=body.parallel_tool_calls)
+    schema, json_object = _response_format(body.response_format)
+    if schema is not None or json_object:
+        return grammar.json_format(schema, "response_format.json_schema.schema")
+    if tools and choice == "auto" and not body.parallel_tool_calls:
+        return grammar.tool_calls_format(tools, required=False, parallel=False)
+    return None
 
 
 def _forced_tools(tools: list[dict], choice) -> list[dict] | None:

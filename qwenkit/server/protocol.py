@@ -53,8 +53,10 @@ class ChatRequest(Sampling):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
     response_format: dict[str, Any] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    thinking_budget: int | None = Field(None, ge=0)   # reasoning tokens before a constrained answer
 
 
 class CompletionRequest(Sampling):

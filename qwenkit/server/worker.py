@@ -30,7 +30,7 @@ class Ticket:
     loop: asyncio.AbstractEventLoop
     started: float = field(default_factory=time.perf_counter)
     first_token: float | None = None
-    done: int = 0
+    finished: set[int] = field(default_factory=set)   # the choices that have ended
 
 
 class EngineWorker:
@@ -84,6 +84,11 @@ class EngineWorker:
         self.last_used = time.monotonic()
         return await future
 
+    def end_all(self) -> None:
+        """End every request in flight now (a server that stops draining): each unfinished choice gets a last
+        delta with finish_reason "abort", so streams close properly."""
+        self._send(("end",))
+
     def stop(self) -> None:
         self.stopping = True
         self._send(("stop",))
@@ -131,6 +136,8 @@ class EngineWorker:
                     self._post(self.tickets.get(rid), e)
             elif kind == "abort":
                 self.engine.abort(command[1])
+            elif kind == "end":
+                self._end_all()
             elif kind == "call":
                 _, fn, args, future, loop = command
                 try:
@@ -154,13 +161,19 @@ class EngineWorker:
             ticket.first_token = time.perf_counter()
         self._post(ticket, delta)
         if delta.finish_reason:
-            ticket.done += 1
-            if ticket.done == ticket.n:
+            ticket.finished.add(delta.index)
+            if len(ticket.finished) == ticket.n:
                 self._post(ticket, None)
 
     def _post(self, ticket: Ticket | None, item) -> None:
         if ticket is not None:
             ticket.loop.call_soon_threadsafe(ticket.out.put_nowait, item)
+
+    def _end_all(self) -> None:
+        for rid, ticket in list(self.tickets.items()):
+            self.engine.abort(rid)
+            for index in sorted(set(range(ticket.n)) - ticket.finished):
+                self._deliver(rid, StreamDelta(index, None, "", finish_reason="abort"))
 
     def _fail_all(self, error: Exception) -> None:
         for rid, ticket in list(self.tickets.items()):

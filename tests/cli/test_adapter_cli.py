@@ -56,7 +56,8 @@ def test_run_with_a_missing_adapter_folder(tiny, tmp_path):
 
 def test_serve_puts_adapters_on_the_first_model(tiny, monkeypatch):
     started = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(app=app, **kw))
+    monkeypatch.setattr("qwenkit.server.shutdown.DrainingServer.run",
+                        lambda server, sockets=None: started.update(app=server.config.app))
     result = qwenkit("serve", f"tiny={tiny[0]}", "--adapter", f"tuned={tiny[1]}", "--adapter", tiny[1], "--lazy")
     assert result.exit_code == 0, result.output
     pool = started["app"].state.pool

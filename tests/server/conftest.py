@@ -19,12 +19,14 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, app):
         import uvicorn
+
+        from qwenkit.server.shutdown import DrainingServer
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
+        self.server = DrainingServer(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

@@ -1,19 +1,22 @@
-"""Under load: concurrent streaming clients, some hanging up midway. Every finished stream is well formed,
-nothing answers 5xx, and afterwards no request is left in the engine and no cache block is held."""
+"""Under load: 32 concurrent streaming clients for 30 s, some hanging up midway. Every finished stream is
+well formed, every request is answered 200, and afterwards no request is left in the engine and no cache
+block is held. Latency percentiles of the finished streams are printed."""
 import json
 import os
 import random
+import statistics
 import threading
 import time
 
 import httpx
+import pytest
 
-DURATION_S = int(os.environ.get("QWENKIT_LOAD_SECONDS", "20"))
-CLIENTS = 16
+DURATION_S = int(os.environ.get("QWENKIT_LOAD_SECONDS", "30"))
+CLIENTS = 32
 
 
 def one_stream(url: str, rng: random.Random, hang_up: bool) -> tuple[int, bool]:
-    body = {"model": "tiny", "stream": True, "max_tokens": rng.randint(4, 48), "temperature": 0.9,
+    body = {"model": "tiny", "stream": True, "max_tokens": rng.randint(4, 24), "temperature": 0.9,
             "messages": [{"role": "user", "content": "word " * rng.randint(1, 60)}],
             "stream_options": {"include_usage": True}}
     with httpx.Client(timeout=60) as client, client.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
@@ -30,22 +33,29 @@ def one_stream(url: str, rng: random.Random, hang_up: bool) -> tuple[int, bool]:
     assert all(e.startswith("data: ") for e in events)
     finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
     assert finishes[-1] in ("stop", "length") and finishes.count(None) == len(finishes) - 1
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     usage = chunks[-1]["usage"]
-    assert usage["completion_tokens"] <= body["max_tokens"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["completion_tokens"] == body["max_tokens"] if finishes[-1] == "length" else \
+        usage["completion_tokens"] <= body["max_tokens"]
     return 200, True
 
 
-def test_concurrent_streams_with_disconnects(server):
-    statuses, completed, errors = [], [], []
+@pytest.mark.slow
+def test_concurrent_streams_with_disconnects(server, capsys):
+    statuses, completed, errors, seconds = [], [], [], []
     stop_at = time.monotonic() + DURATION_S
 
     def client_loop(seed: int):
         rng = random.Random(seed)
         while time.monotonic() < stop_at:
+            started = time.perf_counter()
             try:
                 status, done = one_stream(server.url, rng, hang_up=rng.random() < 0.25)
                 statuses.append(status)
                 completed.append(done)
+                if done:
+                    seconds.append(time.perf_counter() - started)
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(repr(e))
 
@@ -54,8 +64,13 @@ def test_concurrent_streams_with_disconnects(server):
         t.start()
     for t in threads:
         t.join(timeout=DURATION_S + 120)
+    cuts = statistics.quantiles(seconds, n=100) if len(seconds) > 1 else seconds * 99
+    with capsys.disabled():
+        print(f"\nload: {CLIENTS} clients, {DURATION_S} s: {len(statuses)} streams, {sum(completed)} finished, "
+              f"{len(statuses) - sum(completed)} hung up; whole-stream latency p50 {cuts[49]:.2f} s, "
+              f"p99 {cuts[98]:.2f} s")
     assert not errors, errors[:3]
-    assert statuses and all(s < 500 for s in statuses)
+    assert statuses and all(s == 200 for s in statuses), sorted(set(statuses))
     assert sum(completed) >= CLIENTS and not all(completed)
     worker = server.pool.models["tiny"].worker
     deadline = time.monotonic() + 10

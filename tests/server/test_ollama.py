@@ -46,6 +46,14 @@ def test_format_schema_is_enforced(client):
     assert isinstance(json.loads(out.response), dict)
 
 
+def test_format_with_thinking_on(client):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    out = client.chat(model="tiny", messages=[{"role": "user", "content": "hi"}], format=schema, think=True,
+                      options={"num_predict": 40, "seed": 4})
+    assert out.message.thinking and out.done_reason == "stop"
+    jsonschema.validate(json.loads(out.message.content), schema)
+
+
 def test_tool_calls_come_back_as_objects(client):
     # the Qwen3 template offers the tools; a constrained named call is checked through the OpenAI API, here
     # the model is free (tool_choice auto), so check the request round trip and the shape of any calls

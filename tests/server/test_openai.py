@@ -112,23 +112,49 @@ def test_stop_and_max_completion_tokens(client):
     assert cut.choices[0].message.content == text[:text.index(stop)]
 
 
-def test_tool_choice_required_is_enforced(client):
-    out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, tool_choice="required",
-                                         max_tokens=80, temperature=1.0, seed=1, n=3, extra_body=NO_THINK)
-    for choice in out.choices:
-        assert choice.finish_reason == "tool_calls"
-        (call,) = choice.message.tool_calls
+def valid_calls(choice) -> list[str]:
+    """The names of a choice's tool calls, each checked against its tool's parameter schema."""
+    names = []
+    for call in choice.message.tool_calls or []:
         assert call.id.startswith("call_") and call.type == "function"
         schema = next(t["function"]["parameters"] for t in TOOLS if t["function"]["name"] == call.function.name)
         jsonschema.validate(json.loads(call.function.arguments), schema)
+        names.append(call.function.name)
+    return names
+
+
+def test_tool_choice_required_takes_one_or_more_calls(client):
+    out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, tool_choice="required",
+                                         max_tokens=400, temperature=1.0, seed=1, n=6, extra_body=NO_THINK)
+    counts = []
+    for choice in out.choices:
+        assert choice.finish_reason == "tool_calls" and not choice.message.content
+        counts.append(len(valid_calls(choice)))
+    assert min(counts) >= 1 and max(counts) > 1, counts
+
+
+def test_parallel_tool_calls_false_takes_exactly_one(client):
+    kw = dict(model="tiny", messages=HI, tools=TOOLS, max_tokens=200, temperature=1.0, seed=1, n=6,
+              parallel_tool_calls=False, extra_body=NO_THINK)
+    for choice in client.chat.completions.create(tool_choice="required", **kw).choices:
+        assert choice.finish_reason == "tool_calls" and len(valid_calls(choice)) == 1
+    for choice in client.chat.completions.create(tool_choice="auto", **kw).choices:
+        assert len(valid_calls(choice)) <= 1
 
 
 def test_named_tool_choice_calls_that_tool(client):
-    out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, max_tokens=80, extra_body=NO_THINK,
-                                         tool_choice={"type": "function", "function": {"name": "get_time"}})
-    (call,) = out.choices[0].message.tool_calls
-    assert call.function.name == "get_time"
-    assert json.loads(call.function.arguments)["zone"] in ("UTC", "CET")
+    named = {"type": "function", "function": {"name": "get_time"}}
+    out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, max_tokens=200, extra_body=NO_THINK,
+                                         n=3, seed=4, tool_choice=named)
+    for choice in out.choices:
+        assert choice.finish_reason == "tool_calls" and set(valid_calls(choice)) == {"get_time"}
+
+
+def test_real_model_calls_tools_when_required(client):
+    ask = [{"role": "user", "content": "What is the weather in Paris and in Rome?"}]
+    out = client.chat.completions.create(model="smollm2:135m", messages=ask, tools=TOOLS, tool_choice="required",
+                                         max_tokens=120, temperature=0)
+    assert out.choices[0].finish_reason == "tool_calls" and len(valid_calls(out.choices[0])) >= 1
 
 
 def test_tool_choice_none_offers_no_tools(client):
@@ -155,6 +181,39 @@ def test_json_schema_output_validates(client):
     for choice in out.choices:
         assert choice.finish_reason == "stop"
         jsonschema.validate(json.loads(choice.message.content), schema)
+
+
+THINK = {"chat_template_kwargs": {"enable_thinking": True}}
+
+
+def test_json_schema_with_thinking_on(client):
+    """The reasoning is free text in <think>...</think>; the schema applies to the answer after it."""
+    schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}, "n": {"enum": [1, 2, 3]}},
+              "required": ["answer", "n"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    kw = dict(model="tiny", messages=HI, max_tokens=80, temperature=1.0, seed=5, n=2, response_format=fmt,
+              extra_body=THINK | {"thinking_budget": 16})
+    out = client.chat.completions.create(**kw)
+    for choice in out.choices:
+        reasoning = choice.message.model_extra["reasoning_content"]
+        assert choice.finish_reason == "stop" and reasoning.strip() and "think>" not in reasoning
+        jsonschema.validate(json.loads(choice.message.content), schema)
+    streamed, _ = collect_stream(client, **kw)
+    assert streamed == {c.index: as_stream_shape(c) for c in out.choices}
+    # no budget given: half of max_tokens, so a model that would reason on and on still answers
+    default = client.chat.completions.create(**(kw | {"extra_body": THINK, "max_tokens": 60}))
+    for choice in default.choices:
+        assert choice.finish_reason == "stop" and choice.message.model_extra["reasoning_content"]
+        jsonschema.validate(json.loads(choice.message.content), schema)
+
+
+def test_required_tool_call_with_thinking_on(client):
+    out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, tool_choice="required", n=2,
+                                         max_tokens=400, temperature=1.0, seed=2,
+                                         extra_body=THINK | {"thinking_budget": 20})
+    for choice in out.choices:
+        assert choice.finish_reason == "tool_calls" and choice.message.model_extra["reasoning_content"].strip()
+        assert not choice.message.content and len(valid_calls(choice)) >= 1
 
 
 def test_json_object_with_a_real_model(client):

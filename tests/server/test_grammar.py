@@ -1,0 +1,114 @@
+"""The grammars on the real Qwen tokenizer: tool calls (required: one or more, parallel false: exactly one, a
+named function), the reasoning block before a constrained answer (forced open, no end of text inside it,
+</think> forced once the budget is spent), and random walks through the token masks that always parse."""
+import json
+import random
+
+import jsonschema
+import pytest
+import torch
+import xgrammar as xgr
+
+from qwenkit.server.grammar import GrammarConstraint, Grammars, Thinking, json_format, tool_calls_format
+from qwenkit.server.parsing import OutputParser
+from qwenkit.tokenizer import Tokenizer
+from tests.server.test_openai import TOOLS
+
+VOCAB, EOS = 151936, [151645, 151643]
+WEATHER = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "celsius": true}}\n</tool_call>'
+TIME = '<tool_call>\n{"name": "get_time", "arguments": {"zone": "UTC"}}\n</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def grammars(tiny_folder):
+    return Grammars(Tokenizer.from_hf_folder(tiny_folder), VOCAB, EOS, torch.device("cpu"))
+
+
+def complete(compiled, text: str) -> bool:
+    """Whether `text` followed by the end of text is a whole sentence of the grammar."""
+    matcher = xgr.GrammarMatcher(compiled)
+    return matcher.accept_string(text) and matcher.accept_token(EOS[0]) and matcher.is_terminated()
+
+
+def test_required_takes_one_or_more_calls(grammars):
+    compiled = grammars.compile(tool_calls_format(TOOLS, required=True, parallel=True))
+    assert complete(compiled, WEATHER)
+    assert complete(compiled, WEATHER + "\n" + TIME + "\n" + WEATHER)
+    assert not complete(compiled, "")
+    assert not complete(compiled, "Sure: " + WEATHER)
+    assert not complete(compiled, WEATHER.replace("Paris", "Berlin"))
+    assert not complete(compiled, WEATHER.replace(', "celsius": true', ""))
+
+
+def test_parallel_false_takes_exactly_one(grammars):
+    compiled = grammars.compile(tool_calls_format(TOOLS, required=True, parallel=False))
+    assert complete(compiled, TIME)
+    assert not complete(compiled, TIME + "\n" + WEATHER)
+    assert not complete(compiled, "")
+    auto = grammars.compile(tool_calls_format(TOOLS, required=False, parallel=False))
+    assert complete(auto, "No call needed.") and complete(auto, "Let me look. " + TIME)
+    assert not complete(auto, TIME + "\n" + WEATHER) and not complete(auto, TIME + " done")
+
+
+def test_named_function_only(grammars):
+    named = [t for t in TOOLS if t["function"]["name"] == "get_time"]
+    compiled = grammars.compile(tool_calls_format(named, required=True, parallel=True))
+    assert complete(compiled, TIME) and not complete(compiled, WEATHER)
+
+
+def test_thinking_comes_first_and_is_free(grammars):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    compiled = grammars.compile(json_format(schema, "f"), Thinking())
+    assert complete(compiled, '<think>\nmaybe {"ok": 3} or <tool_call>?\n</think>\n\n{"ok": true}')
+    assert not complete(compiled, '{"ok": true}')
+    assert not complete(compiled, '<think>hm</think>\n\n{"ok": 1}')
+    opened = grammars.compile(json_format(schema, "f"), Thinking(opened=True))
+    assert complete(opened, 'hm</think>\n\n{"ok": false}')
+    assert not complete(opened, '<think>hm</think>\n\n{"ok": false}')
+
+
+def test_no_end_of_text_inside_reasoning_and_the_budget_forces_the_close(grammars):
+    tok = grammars.tokenizer
+    constraint = grammars.factory(grammars.compile(json_format(None, "f"), Thinking(budget=3)))()
+    constraint.accept(tok.token_to_id("<think>"))
+    word = tok.encode(" word")[0]
+    for _ in range(3):
+        allowed = constraint.allowed(VOCAB)
+        assert allowed[word] and not allowed[EOS].any()
+        constraint.accept(word)
+    allowed = constraint.allowed(VOCAB)
+    assert not allowed[word] and allowed[tok.token_to_id("</think>")] and int(allowed.sum()) < 10
+
+
+def test_mask_matches_xgrammar(grammars):
+    constraint = grammars.factory(grammars.compile(tool_calls_format(TOOLS, required=True, parallel=True)))()
+    for piece in ("", "<tool_call>\n", '{"name": "get_weather", "arguments": {"city": "'):
+        assert constraint.matcher.accept_string(piece) or not piece
+        mask = constraint.allowed(VOCAB)
+        scores = torch.zeros(1, VOCAB)
+        xgr.apply_token_bitmask_inplace(scores, constraint.bitmask, vocab_size=VOCAB)
+        assert torch.equal(mask, scores[0] == 0) and 0 < int(mask.sum()) < VOCAB
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_random_walks_always_parse(grammars, parallel):
+    """What a random-weight model does under the mask: any allowed token, every time."""
+    tok = grammars.tokenizer
+    compiled = grammars.compile(tool_calls_format(TOOLS, required=True, parallel=parallel), Thinking(budget=8))
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    counts = []
+    for seed in range(6):
+        rng, constraint, ids = random.Random(seed), GrammarConstraint(compiled, VOCAB), []
+        while not ids or ids[-1] not in EOS:
+            token = rng.choice(constraint.allowed(VOCAB).nonzero().flatten().tolist())
+            constraint.accept(token)
+            ids.append(token)
+            assert len(ids) < 2000
+        parser = OutputParser(parse_tools=True)
+        parsed = [parser.feed(tok.decode(ids[:-1], skip_special_tokens=False)), parser.finish()]
+        assert "".join(p.content for p in parsed) == ""
+        assert "".join(p.reasoning for p in parsed)
+        for call in parser.calls:
+            jsonschema.validate(json.loads(call.arguments), schemas[call.name])
+        counts.append(len(parser.calls))
+    assert min(counts) >= 1 and (max(counts) > 1 if parallel else max(counts) == 1)
