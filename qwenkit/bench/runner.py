@@ -19,8 +19,8 @@ console = Console()
 WORKLOADS = ("w1", "w2", "w3", "w4")
 
 
-def run_worker(args: list[str], timeout: int = 3600) -> dict:
-    cmd = [sys.executable, "-m", "qwenkit.bench.worker", *args]
+def run_worker(args: list[str], timeout: int = 3600, module: str = "qwenkit.bench.worker") -> dict:
+    cmd = [sys.executable, "-m", module, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:

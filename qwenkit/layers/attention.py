@@ -18,6 +18,7 @@ class Context:
     start: int
     mask: torch.Tensor | None = None
     paged: "PagedBatch | None" = None  # the batching engine's paged cache layout  # noqa: F821
+    spans: list[tuple[int, int]] | None = None  # a packed training row's examples: each attends causally alone
 
 
 class Attention(nn.Module):
@@ -40,6 +41,8 @@ class Attention(nn.Module):
         q, k, v = self.rotated_qkv(x, ctx)
         if ctx.paged is not None:  # it takes [1, N, heads, d]
             return self.o_proj(ctx.paged.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), kv))
+        if ctx.spans is not None:
+            return self.o_proj(packed_attention(q, k, v, ctx.spans).transpose(1, 2).reshape(b, t, -1))
         if kv is not None:
             k, v = self.append(kv, k, v, ctx.start)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask, is_causal=t > 1 and ctx.mask is None,
@@ -74,6 +77,13 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         return rotate(q, ctx.cos, ctx.sin), rotate(k, ctx.cos, ctx.sin), v
+
+
+def packed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    """Causal attention within each example of a packed row: one causal kernel call per example skips every
+    masked block, where a block-diagonal mask would make the kernel visit the whole row."""
+    return torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True,
+                                                     enable_gqa=True) for a, b in spans], dim=2)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:

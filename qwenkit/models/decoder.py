@@ -36,6 +36,18 @@ class DecoderModel(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
 
+def packed_layout(segments: torch.Tensor) -> tuple[torch.Tensor | None, None, list[tuple[int, int]] | None]:
+    """(mask, paged, spans) for a Context over packed rows. One row is cut into its examples' spans (each runs
+    the causal kernel alone); several rows need a block-diagonal causal mask [B, 1, T, T]."""
+    if segments.shape[0] == 1:
+        counts = torch.unique_consecutive(segments[0], return_counts=True)[1].tolist()
+        ends = torch.tensor(counts).cumsum(0).tolist()
+        return None, None, [(end - n, end) for n, end in zip(counts, ends)]
+    t = segments.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=segments.device).tril()
+    return (segments[:, None, :, None] == segments[:, None, None, :]) & causal, None, None
+
+
 class CausalLM(nn.Module):
     """Parameter names follow Hugging Face (`model.layers.N.self_attn.q_proj.weight`, `lm_head.weight`)."""
 
@@ -94,10 +106,7 @@ class CausalLM(nn.Module):
         With `checkpointing`, each layer's activations are recomputed in backward instead of kept."""
         x = self.model.embed_tokens(input_ids).to(self.dtype)
         cos, sin = rope_cos_sin(positions, self.inv_freq, self.rope_scale, x.dtype)
-        t = input_ids.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        mask = (segments[:, None, :, None] == segments[:, None, None, :]) & causal
-        ctx = Context(cos, sin, 0, mask)
+        ctx = Context(cos, sin, 0, *packed_layout(segments))
         for layer in self.model.layers:
             if checkpointing and torch.is_grad_enabled():
                 x = checkpoint(layer, x, ctx, None, use_reentrant=False)

@@ -152,4 +152,4 @@ def _linear_kinds(model: nn.Module) -> set[str]:
 
 
 def _dropout(module: LoRALinear) -> float:
-    return module.dropout.p if isinstance(module.dropout, nn.Dropout) else 0.0
+    return getattr(module.dropout, "p", 0.0)

@@ -4,8 +4,9 @@ Quantized projections keep one (int8) or half a (int4) byte per weight and are d
 dtype on every call, forward and backward, so no float copy of a weight outlives its matmul. Embeddings, norms,
 the MoE router and the output head stay in float: the loss head needs float rows anyway, and they are a small
 share of a model's bytes. int4 groups of 32 match GGUF Q4_0/Q4_1 blocks, so a 4-bit GGUF base requantizes
-(almost) exactly. Loading reads the float base first, then quantizes layer by layer. Unlike inference loading,
-nothing is fused, so module names stay the Hugging Face ones that LoRA targets and the PEFT format use.
+(almost) exactly. Loading reads the float base first, then quantizes layer by layer. As for inference, q/k/v and
+gate/up are fused into one matmul each; LoRA keeps one (A, B) pair per original projection inside the fused layer,
+so adapters keep the Hugging Face module names that PEFT uses, and the parts sharing an input share its dropout.
 """
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from qwenkit.errors import InvalidRequestError
 from qwenkit.layers.quant import int4_group_size, quantize_int4, quantize_int8
 from qwenkit.loading import load_checkpoint
 from qwenkit.models.decoder import CausalLM
+from qwenkit.models.fuse import fuse_projections
 from qwenkit.models.load import load_model
 
 
@@ -25,7 +27,9 @@ def load_base(ref: str, dtype: torch.dtype, device: torch.device):
         raise InvalidRequestError("model", f"{ref} already applies the adapter {resolved.adapter}; tune its base "
                                   "model instead")
     checkpoint = load_checkpoint(resolved.path)
-    return load_model(checkpoint, dtype, device, quant="none"), checkpoint
+    model = load_model(checkpoint, dtype, device, quant="none")
+    fuse_projections(model)
+    return model, checkpoint
 
 
 def quantize_base(model: CausalLM, bits: int, group_size: int = 32) -> None:
