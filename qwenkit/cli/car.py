@@ -1,5 +1,5 @@
-"""`qwenkit car`: talk to the in-car assistant on the Helsinki map (text, or one WAV file in and a spoken reply
-out), and `qwenkit car data`: write its training and evaluation data."""
+"""`qwenkit car`: talk to the in-car assistant on the Helsinki map (text, one WAV file in and a spoken reply
+out, or live voice with a wake phrase), and `qwenkit car data`: write its training and evaluation data."""
 import json
 from pathlib import Path
 from typing import Annotated
@@ -53,8 +53,15 @@ def car(
     baseline: Annotated[bool, typer.Option("--baseline", help="Use the regex baseline instead of a model")]
     = False,
     seed: Annotated[int, typer.Option(help="Car start: 0 is Senaatintori, others vary place and state")] = 0,
-    audio: Annotated[Path | None, typer.Option(help="Answer one spoken request from this WAV file")] = None,
-    say_to: Annotated[Path | None, typer.Option(help="Speak each answer into this WAV file")] = None,
+    audio: Annotated[Path | None, typer.Option(help="Answer one spoken request from this WAV file; with --voice, "
+                                               "the file stands in for the microphone")] = None,
+    say_to: Annotated[Path | None, typer.Option(help="Speak each answer into this WAV file (with --voice, answer n "
+                                                "goes to FILE-n.wav)")] = None,
+    voice: Annotated[bool, typer.Option("--voice", help="Live voice: say the wake phrase, then the request; each "
+                                        "answer is spoken and it listens again until Ctrl-C. Listens to the "
+                                        "microphone, or with --audio to a WAV file as if live (it may hold several "
+                                        "requests, each after the wake phrase)")] = False,
+    wake_phrase: Annotated[str, typer.Option(help="Wake phrase for --voice")] = "hey car",
     max_tokens: Annotated[int, typer.Option(help="Most new tokens per model step")] = 96,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     quant: Annotated[str, typer.Option(help="auto, none, int8, int4")] = "auto",
@@ -65,9 +72,12 @@ def car(
         return
     from qwenkit.apps.car.agent import CarAgent
     from qwenkit.apps.car.world import World
+    listening = open_listening(audio, wake_phrase) if voice else None
     name, backend = make_backend(model, adapter, endpoint, baseline, max_tokens, device=device, quant=quant,
                                  threads=threads)
     agent = CarAgent(World.create(seed), backend)
+    if listening is not None:
+        return live_voice(agent, *listening, say_to)
     if audio is not None:
         return voice_turn(agent, audio, say_to or Path("reply.wav"))
     console.print(f"[dim]car assistant on {name}; the car is at {agent.world.vehicle.location}. {HELP}[/]")
@@ -134,6 +144,41 @@ def voice_turn(agent, audio: Path, output: Path) -> None:
     print(result.answer, flush=True)
     stages = " · ".join(f"{k} {v:.2f} s" for k, v in result.latencies.items())
     console.print(f"[dim]  {stages}; reply: {result.output}[/]")
+
+
+def open_listening(audio: Path | None, wake_phrase: str) -> tuple:
+    """The audio source and wake word, checked before any model loads: no microphone is an error at once."""
+    from qwenkit.apps.car.voice import WakeWord
+    from qwenkit.apps.car.voice.live import microphone_chunks, wav_chunks
+    source = wav_chunks(audio) if audio is not None else microphone_chunks()
+    return source, WakeWord(wake_phrase)
+
+
+def live_voice(agent, source, wake, say_to: Path | None) -> None:
+    from qwenkit.apps.car.voice.live import LiveVoice, latency_line, speakers
+    player = speakers()
+    output = say_to or (None if player else Path("reply.wav"))
+    with console.status("loading speech recognition and the voice"):
+        live = LiveVoice(agent.turn, source, wake=wake, places=spoken_places(agent.world), player=player,
+                         say_to=output)
+    console.print(f"[dim]car assistant at {agent.world.vehicle.location}; listening for '{wake.phrase}' "
+                  "(Ctrl-C stops)[/]")
+    try:
+        for turn in live.turns():
+            if not turn.heard:
+                console.print(f"[dim]  woke at {turn.woke_at:.1f} s but heard no request[/]")
+                continue
+            console.print(f"heard: {turn.heard}")
+            for call, result in zip(turn.response.tool_calls, turn.response.tool_results):
+                args = json.dumps(call.arguments, ensure_ascii=False)
+                console.print(f"[dim]  {call.name}({args}) -> {json.dumps(result, ensure_ascii=False)}[/]",
+                              soft_wrap=True)
+            print(turn.answer or "(no answer)", flush=True)
+            reply = f"; reply: {turn.output}" if turn.output else ""
+            console.print(f"[dim]  {latency_line(turn.latencies)}{reply}[/]", soft_wrap=True)
+    except KeyboardInterrupt:
+        console.print()
+    console.print(f"[dim]{live.count} requests answered[/]")
 
 
 @car_app.command("data")
