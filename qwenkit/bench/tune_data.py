@@ -4,9 +4,10 @@ import json
 import random
 from pathlib import Path
 
-WORDS = ("the driver asked for the quickest way to the harbour while rain fell on the old market square and "
-         "the assistant checked the battery range the traffic on the bridge and the opening hours of the museum "
-         "before suggesting a cafe with parking near the cathedral").split()
+TEXT = ("the driver asked for the quickest way to the harbour while rain fell on the old market square and "
+        "the assistant checked the battery range the traffic on the bridge and the opening hours of the museum "
+        "before suggesting a cafe with parking near the cathedral")
+WORDS = TEXT.split()
 
 
 def write_chat_data(path: Path, examples: int, seed: int = 0) -> Path:

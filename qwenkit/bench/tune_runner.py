@@ -31,7 +31,8 @@ def run_tune(out_dir: Path, smollm2: str, steps: int = 20, warmup: int = 2, seq_
     out_dir.mkdir(parents=True, exist_ok=True)
     data = write_chat_data(out_dir / "tune_data.jsonl", examples=60 * batch * (steps + warmup) // 8 + 200)
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": threads, "machine": describe(),
-              "steps": steps, "warmup": warmup, "seq_len": seq_len, "batch": batch, "lora": "r16 alpha32, 7 projections"}
+              "steps": steps, "warmup": warmup, "seq_len": seq_len, "batch": batch,
+              "lora": "r16 alpha32, 7 projections"}
     paths = {"smollm2-135m": smollm2}
     for name in models:
         path = paths.get(name) or str(random_checkpoint(name, out_dir / "models"))

@@ -27,6 +27,7 @@ def transformers_peft(model: str, data: Path, dtype: str, seq_len: int, batch: i
     """transformers + PEFT the way their docs show it: the whole batch in one forward, labels on the rows."""
     import peft
     import transformers
+
     from qwenkit.tune.packing import collate
     rows = collate(load_rows(model, data, seq_len, batch * (steps + warmup)))
     path = Path(model)

@@ -7,16 +7,16 @@ import torch
 from torch import nn
 
 from qwenkit.errors import InvalidRequestError, ModelLoadError
-from qwenkit.models.malloc import returning_freed_memory
 from qwenkit.layers.quant import Int4Linear, Int8Embedding, Int8Linear, RefinedHead, int4_group_size
 from qwenkit.layers.rotary import rope_frequencies
 from qwenkit.loading.checkpoint import Checkpoint
 from qwenkit.models.decoder import CausalLM
 from qwenkit.models.fuse import FUSED, fuse_projections
+from qwenkit.models.malloc import returning_freed_memory
 
 QUANT_MODES = ("none", "int8", "int4")
-INT8_IN_INT4 = {"qkv_proj"}
-QUANTIZED_TABLES = {"model.embed_tokens.weight", "lm_head.weight"}  # attention inputs are the most sensitive; like Q4_K_M, give them more bits
+INT8_IN_INT4 = {"qkv_proj"}  # attention inputs are the most sensitive; like Q4_K_M, give them more bits
+QUANTIZED_TABLES = {"model.embed_tokens.weight", "lm_head.weight"}
 
 
 class _Source:
