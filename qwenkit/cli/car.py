@@ -17,12 +17,16 @@ def register(app: typer.Typer) -> None:
 
 
 def make_backend(model: str | None, adapter: Path | None, endpoint: str | None, baseline: bool, max_tokens: int,
-                 **llm_options) -> tuple[str, object]:
-    """(a name to show, the backend) for the chosen system; the default is the built-in model."""
+                 untuned: bool = False, **llm_options) -> tuple[str, object]:
+    """(a name to show, the backend) for the chosen system; the default is the built-in model with the adapter
+    qwenkit ships for the car."""
     from qwenkit.apps.car.backends import LLMBackend, OpenAIBackend
     from qwenkit.apps.car.baseline import BaselineBackend
     if baseline and (model or adapter or endpoint):
         fail("--baseline runs no model: drop --model, --adapter and --endpoint")
+    if adapter is None and model is None and endpoint is None and not untuned:
+        from qwenkit.apps.car import SHIPPED_ADAPTER
+        adapter = SHIPPED_ADAPTER  # the embedded model as qwenkit tuned it for the car
     if endpoint and adapter:
         fail("--adapter applies to a model run here; for an endpoint, serve it with `qwenkit serve --adapter "
              "car=DIR` and pass --model MODEL:car")
@@ -47,11 +51,14 @@ def car(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(help="Model (default smollm2:135m); with --endpoint, its name "
                                               "there")] = None,
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `qwenkit tune`")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `qwenkit tune` (default: the car "
+                                                 "adapter qwenkit ships, on the default model)")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")]
     = None,
     baseline: Annotated[bool, typer.Option("--baseline", help="Use the regex baseline instead of a model")]
     = False,
+    untuned: Annotated[bool, typer.Option("--untuned", help="Run the default model without the shipped car "
+                                          "adapter, to see what tuning changed")] = False,
     seed: Annotated[int, typer.Option(help="Car start: 0 is Senaatintori, others vary place and state")] = 0,
     audio: Annotated[Path | None, typer.Option(help="Answer one spoken request from this WAV file; with --voice, "
                                                "the file stands in for the microphone")] = None,
@@ -73,8 +80,8 @@ def car(
     from qwenkit.apps.car.agent import CarAgent
     from qwenkit.apps.car.world import World
     listening = open_listening(audio, wake_phrase) if voice else None
-    name, backend = make_backend(model, adapter, endpoint, baseline, max_tokens, device=device, quant=quant,
-                                 threads=threads)
+    name, backend = make_backend(model, adapter, endpoint, baseline, max_tokens, untuned, device=device,
+                                 quant=quant, threads=threads)
     agent = CarAgent(World.create(seed), backend)
     if listening is not None:
         return live_voice(agent, *listening, say_to)

