@@ -23,6 +23,9 @@ def run_worker(args: list[str], timeout: int = 3600, module: str = "qwenkit.benc
     cmd = [sys.executable, "-m", module, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode < 0:
+        name = "SIGKILL, most likely out of memory" if proc.returncode == -9 else f"signal {-proc.returncode}"
+        return {"error": f"killed ({name})"}
     if proc.returncode != 0 or line is None:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(line.removeprefix("RESULT "))

@@ -74,7 +74,7 @@ def chart(report: dict, models: tuple[str, ...], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(models), 2, figsize=(9, 0.6 + 1.8 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 0.6 + 1.8 * len(models)), squeeze=False)
     for row, name in zip(axes, models):
         systems = {k: v for k, v in report[name].items() if "tokens_per_s" in v}
         labels = list(systems)
