@@ -29,9 +29,11 @@ def tune(
     """Fine-tune MODEL with LoRA on chat data (OpenAI messages, Alpaca or ShareGPT JSONL). Ctrl-C saves a
     checkpoint; --resume continues it exactly. Run under `torchrun --nproc_per_node N -m qwenkit.cli.main tune`
     for data parallel training."""
+    from qwenkit.store import enforce_offline
     from qwenkit.tune.api import tune as run_tune
     from qwenkit.tune.config import parse_overrides
     from qwenkit.tune.trainer import Interrupted
+    enforce_offline()
     try:
         report = run_tune(model, data, out, eval_data=eval, config=config, resume=resume, force=force, quiet=quiet,
                           **parse_overrides(overrides or []))

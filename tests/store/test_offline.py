@@ -27,7 +27,15 @@ RUNTIME = [
     pytest.param(["doctor"], id="doctor"),
     pytest.param(["verify"], id="verify"),
     pytest.param(["prune"], id="prune"),
+    pytest.param(["tune", "smollm2:135m", "--data", "{tmp}/train.jsonl", "--out", "{tmp}/run", "max_steps=1",
+                  "batch_size=1", "max_length=128", "eval_split=0"], id="tune"),
+    pytest.param(["eval", "car", "--adapter", "{shipped}", "--no-base", "--baseline", "--limit", "2", "--cases", "4",
+                  "--out", "{tmp}/eval"], id="eval-car"),
+    pytest.param(["car", "data", "--out", "{tmp}/car-data", "--train", "4", "--val", "2", "--test", "2"],
+                 id="car-data"),
+    pytest.param(["car", "--baseline"], id="car"),
 ]
+TRAIN_LINE = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 
 
 def _netns() -> bool:
@@ -48,7 +56,7 @@ def run_guarded(cmd: list[str], tmp: Path, env: dict | None = None, timeout: int
                 HF_HOME=str(tmp / "hf"), **(env or {}))
     if NETNS:
         cmd = ["unshare", "-rn", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh", *cmd]
-    proc = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=base, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     attempts = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return proc, attempts
 
@@ -57,6 +65,9 @@ def run_guarded(cmd: list[str], tmp: Path, env: dict | None = None, timeout: int
 def test_runtime_commands_make_no_outbound_connection(argv, tmp_path):
     if argv[0] not in cli_app.commands():
         pytest.skip(f"`qwenkit {argv[0]}` is not built yet")
+    from qwenkit.apps.car import SHIPPED_ADAPTER
+    (tmp_path / "train.jsonl").write_text("\n".join([json.dumps(TRAIN_LINE)] * 4) + "\n")
+    argv = [a.format(tmp=tmp_path, shipped=SHIPPED_ADAPTER) for a in argv]
     proc, attempts = run_guarded([sys.executable, str(CLI), *argv], tmp_path)
     assert attempts == [], f"`qwenkit {' '.join(argv)}` tried to reach the network: {attempts}"
     assert proc.returncode == 0, proc.stderr[-3000:]
