@@ -46,7 +46,7 @@ def test_format_schema_is_enforced(client):
     assert isinstance(json.loads(out.response), dict)
 
 
-def test_format_with_thinking_on(client):
+def test_format_with_thinking_on(client, shared_qwen):  # the Qwen3 template comes from ../shared
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     out = client.chat(model="tiny", messages=[{"role": "user", "content": "hi"}], format=schema, think=True,
                       options={"num_predict": 40, "seed": 4})

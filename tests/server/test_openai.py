@@ -186,7 +186,7 @@ def test_json_schema_output_validates(client):
 THINK = {"chat_template_kwargs": {"enable_thinking": True}}
 
 
-def test_json_schema_with_thinking_on(client):
+def test_json_schema_with_thinking_on(client, shared_qwen):  # needs the Qwen3 template from ../shared
     """The reasoning is free text in <think>...</think>; the schema applies to the answer after it."""
     schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}, "n": {"enum": [1, 2, 3]}},
               "required": ["answer", "n"], "additionalProperties": False}
@@ -207,7 +207,7 @@ def test_json_schema_with_thinking_on(client):
         jsonschema.validate(json.loads(choice.message.content), schema)
 
 
-def test_required_tool_call_with_thinking_on(client):
+def test_required_tool_call_with_thinking_on(client, shared_qwen):
     out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, tool_choice="required", n=2,
                                          max_tokens=400, temperature=1.0, seed=2,
                                          extra_body=THINK | {"thinking_budget": 20})

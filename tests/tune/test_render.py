@@ -83,7 +83,7 @@ IN_CONTENT = [ANSWER[0], {"role": "assistant", "content": "<think>\nAdd them.\n<
 @pytest.mark.parametrize("train_on_reasoning", [False, True])
 @pytest.mark.parametrize("messages, think", [(ANSWER, "\n\n"), (REASONED, "\nAdd them.\n"),
                                              (IN_CONTENT, "\nAdd them.\n")])
-def test_qwen3_think_blocks(tokenizers, tmp_path, messages, think, train_on_reasoning):
+def test_qwen3_think_blocks(tokenizers, tmp_path, messages, think, train_on_reasoning, shared_qwen):
     tok = tokenizers("qwen3")
     data = tokenized(tok, tmp_path, {"messages": messages}, train_on_reasoning=train_on_reasoning)
     [item] = data.items
@@ -98,7 +98,7 @@ def test_qwen3_think_blocks(tokenizers, tmp_path, messages, think, train_on_reas
     assert item.ids == tok.encode_chat(messages, add_generation_prompt=False)
 
 
-def test_qwen3_history_and_qwen25_drop_reasoning_as_their_templates_do(tokenizers, tmp_path):
+def test_qwen3_history_and_qwen25_drop_reasoning_as_their_templates_do(tokenizers, tmp_path, shared_qwen):
     messages = [USER, {"role": "assistant", "content": "A", "reasoning_content": "first"},
                 {"role": "user", "content": "More?"}, {"role": "assistant", "content": "B", "reasoning_content": "r2"}]
     [item] = tokenized(tokenizers("qwen3"), tmp_path, {"messages": messages}, train_on_reasoning=True).items
