@@ -4,10 +4,11 @@ plus scripted faults: a connection cut midway, an HTTP error, corrupted bytes.""
 import hashlib
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.store import loopback
 
 
 @dataclass
@@ -51,20 +52,11 @@ class FakeHub:
         return [rng for n, rng in self.served if n == name]
 
     def start(self) -> "FakeHub":
-        hub = self
-
-        class Handler(_Handler):
-            pass
-        Handler.hub = hub
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = loopback.serve(_Handler, self)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback.shut(self.server)
 
 
 API_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")

@@ -5,10 +5,11 @@ requests. Every other path answers 404 and is recorded in `unknown`, so a test s
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.store import loopback
 
 DEFAULT_BRANCH = "master"
 
@@ -47,18 +48,11 @@ class FakeModelScope:
         return [name for name, _ in self.served]
 
     def start(self) -> "FakeModelScope":
-        class Handler(_Handler):
-            pass
-        Handler.hub = self
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = loopback.serve(_Handler, self)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        loopback.shut(self.server)
 
 
 FILES = re.compile(r"^/api/v1/models/(?P<repo>[^/]+/[^/]+)/repo/files$")
