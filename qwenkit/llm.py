@@ -7,8 +7,9 @@ import torch
 
 from qwenkit.engine.adapters import AdapterRegistry
 from qwenkit.engine.generator import Generator
+from qwenkit.engine.speculative import SpeculativeDecoder, SpeculativeStats, check_same_tokenizer
 from qwenkit.errors import InvalidRequestError
-from qwenkit.loading import load_checkpoint
+from qwenkit.loading import Checkpoint, load_checkpoint
 from qwenkit.models import load_model
 from qwenkit.outputs import CompletionOutput, RequestOutput, StreamDelta
 from qwenkit.sampling_params import SamplingParams
@@ -50,15 +51,36 @@ def pick_quant(quant: str, checkpoint, device: torch.device) -> str:
     return "int4" if checkpoint.format == "gguf" and primary.startswith("Q4") else "int8"
 
 
+def pick_draft_quant(quant: str, device: torch.device) -> str:
+    """auto: int4 on CPU, the fastest weights; a draft's worse guesses cost speed, never output."""
+    if quant != "auto":
+        return quant
+    return "int4" if device.type == "cpu" else "none"
+
+
 class LLM:
+    """One model, loaded once, for many requests.
+
+    With `draft_model` (a smaller model sharing the tokenizer), speculative decoding serves every request
+    it can serve exactly: one prompt, greedy (temperature 0 or top_k 1), n=1, no penalties or logit bias,
+    no logprobs, no min_tokens, no adapter. The draft proposes `num_draft_tokens` tokens, the model checks
+    them in one forward, and the output is the model's own greedy output. Other requests, and several
+    prompts at once, run on the normal engine; `draft_skip_reason(params)` says why. `speculative_stats`
+    holds the counts of the latest request the draft served.
+    """
+
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
                  quant: str = "auto", group_size: int = 32, max_model_len: int | None = None,
                  threads: int | None = None, kv_cache_memory: int = 512 << 20, max_num_seqs: int = 32,
-                 compile: bool = False, adapters: dict[str, str | Path] | None = None):
+                 compile: bool = False, adapters: dict[str, str | Path] | None = None,
+                 draft_model: str | None = None, num_draft_tokens: int = 4, draft_quant: str = "auto"):
         from qwenkit.models.load import QUANT_MODES
         from qwenkit.store import resolve
-        if quant != "auto" and quant not in QUANT_MODES:
-            raise InvalidRequestError("quant", f"unknown mode {quant!r}; choose auto, {', '.join(QUANT_MODES)}")
+        for field, mode in (("quant", quant), ("draft_quant", draft_quant)):
+            if mode != "auto" and mode not in QUANT_MODES:
+                raise InvalidRequestError(field, f"unknown mode {mode!r}; choose auto, {', '.join(QUANT_MODES)}")
+        if not 1 <= num_draft_tokens <= 16:
+            raise InvalidRequestError("num_draft_tokens", f"is {num_draft_tokens}; choose 1 to 16")
         if dtype != "auto" and dtype not in DTYPES:
             raise InvalidRequestError("dtype", f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
         if threads:
@@ -66,16 +88,22 @@ class LLM:
         started = time.perf_counter()
         self.resolved = resolve(model)
         self.checkpoint = load_checkpoint(self.resolved.path)
+        self.tokenizer = self.checkpoint.tokenizer
+        draft = None if draft_model is None else self._draft_checkpoint(draft_model)  # fail before the long loads
         self.device = pick_device(device)
         self.quant = pick_quant(quant, self.checkpoint, self.device)
-        self.model = load_model(self.checkpoint, pick_dtype(dtype, self.device), self.device,
-                                quant=self.quant, group_size=group_size)
+        floats = pick_dtype(dtype, self.device)
+        self.model = load_model(self.checkpoint, floats, self.device, quant=self.quant, group_size=group_size)
+        self.draft_quant = None if draft is None else pick_draft_quant(draft_quant, self.device)
+        self.draft = None if draft is None else load_model(draft, floats, self.device, quant=self.draft_quant,
+                                                           group_size=group_size)
+        self.num_draft_tokens = num_draft_tokens
+        self.speculative_stats: SpeculativeStats | None = None
         self.adapters = AdapterRegistry(self.model)
         if self.resolved.adapter is not None:  # a model made with `qwenkit create --adapter` runs it always
             self.adapters.set_default(self.resolved.adapter)
         for name, folder in (adapters or {}).items():
             self.adapters.load(name, folder)
-        self.tokenizer = self.checkpoint.tokenizer
         config = self.checkpoint.config
         max_model_len = max_model_len or self.resolved.params.get("context_length")  # a created model's default
         self.max_model_len = min(max_model_len or config.max_position_embeddings, config.max_position_embeddings)
@@ -86,6 +114,12 @@ class LLM:
         self._engine = None
         self.load_seconds = time.perf_counter() - started
         self.name = model
+
+    def _draft_checkpoint(self, ref: str) -> Checkpoint:
+        from qwenkit.store import resolve
+        checkpoint = load_checkpoint(resolve(ref).path)  # only the weights: a stored draft's defaults do not apply
+        check_same_tokenizer(self.tokenizer, checkpoint.tokenizer, ref)
+        return checkpoint
 
     def get_default_sampling_params(self) -> SamplingParams:
         """The checkpoint's generation_config.json values; vLLM's defaults for anything it leaves out."""
@@ -116,8 +150,7 @@ class LLM:
     def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None, *,
                adapter: str | None = None) -> Iterator[StreamDelta]:
         self.adapters.slot(adapter)  # an unknown name fails here, not at the first token
-        return self.generator.stream(self.encode(prompt), sampling_params or self.get_default_sampling_params(),
-                                     adapter)
+        return self._stream_ids(self.encode(prompt), sampling_params or self.get_default_sampling_params(), adapter)
 
     def generate(self, prompts: str | Sequence[int] | Sequence[str | Sequence[int]],
                  sampling_params: SamplingParams | Sequence[SamplingParams] | None = None, *,
@@ -176,9 +209,35 @@ class LLM:
                  adapter: str | None) -> RequestOutput:
         outs = [CompletionOutput(i, "", [], None, logprobs=[] if params.logprobs is not None else None)
                 for i in range(params.n)]
-        for delta in self.generator.stream(ids, params, adapter):
+        for delta in self._stream_ids(ids, params, adapter):
             _accumulate(outs[delta.index], delta)
         return RequestOutput(prompt, ids, _finalize(outs))
+
+    # -- speculative decoding ----------------------------------------------------------------------------
+    def draft_skip_reason(self, params: SamplingParams, adapter: str | None = None) -> str | None:
+        """Why a request for one prompt would run without the draft model; None when the draft serves it.
+        Requests for several prompts always run on the batching engine, without it."""
+        if self.draft is None:
+            return "no draft model is loaded"
+        checks = [(not params.greedy, f"temperature is {params.temperature:g}, not 0"),
+                  (params.n != 1, f"n is {params.n}, not 1"),
+                  (params.penalized, "a repetition, presence or frequency penalty or a logit bias is set"),
+                  (params.logprobs is not None, "logprobs are asked for"),
+                  (params.min_tokens > 0, "min_tokens is set"),
+                  (self.adapters.slot(adapter) != 0, "a LoRA adapter is applied")]
+        return next((reason for failed, reason in checks if failed), None)
+
+    def _stream_ids(self, ids: list[int], params: SamplingParams, adapter: str | None) -> Iterator[StreamDelta]:
+        if self.draft_skip_reason(params, adapter) is None:
+            return self._speculate(ids, params)
+        return self.generator.stream(ids, params, adapter)
+
+    def _speculate(self, ids: list[int], params: SamplingParams) -> Iterator[StreamDelta]:
+        self.generator.check_prompt(ids)
+        decoder = SpeculativeDecoder(self.model, self.draft, self.tokenizer, self.generator.eos_token_ids,
+                                     self.max_model_len, self.num_draft_tokens)
+        self.speculative_stats = decoder.stats
+        yield from decoder.stream(ids, params)
 
     # -- chat --------------------------------------------------------------------------------------------
     def chat_prompt_ids(self, messages: list[dict], tools: list[dict] | None = None,
@@ -196,7 +255,7 @@ class LLM:
                     adapter: str | None = None) -> Iterator[StreamDelta]:
         self.adapters.slot(adapter)
         ids = self.chat_prompt_ids(messages, tools, chat_template_kwargs)
-        return self.generator.stream(ids, sampling_params or self.get_default_sampling_params(), adapter)
+        return self._stream_ids(ids, sampling_params or self.get_default_sampling_params(), adapter)
 
     def chat(self, messages: list[dict] | list[list[dict]], sampling_params: SamplingParams | None = None,
              tools: list[dict] | None = None, chat_template_kwargs: dict | None = None,

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from qwenkit.cli.common import console, friendly_errors, interactive
+from qwenkit.errors import InvalidRequestError
 from qwenkit.llm import DEFAULT_MODEL
 
 SAMPLE_PROMPT = "Write a haiku about running language models on your own computer."
@@ -59,6 +60,9 @@ def run(
     = False,
     max_model_len: Annotated[int | None, typer.Option(help="Context length limit")] = None,
     adapter: Annotated[str | None, typer.Option(help="A PEFT LoRA adapter folder to apply to the model")] = None,
+    draft: Annotated[str | None, typer.Option(
+        help="Speculative decoding: a smaller model with the same tokenizer proposes tokens (greedy only)")] = None,
+    draft_tokens: Annotated[int, typer.Option(help="Tokens the --draft model proposes per step")] = 4,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print load time and speed")] = False,
 ) -> None:
     """Chat with a model: stream one answer to PROMPT, or an interactive chat on a terminal."""
@@ -71,23 +75,28 @@ def run(
     from qwenkit.llm import LLM
     with console.status(f"loading {model}"):
         llm = LLM(model, dtype=dtype, device=device, quant=quant, max_model_len=max_model_len, threads=threads,
-                  compile=compile, adapters={"adapter": adapter} if adapter else None)
+                  compile=compile, adapters={"adapter": adapter} if adapter else None, draft_model=draft,
+                  num_draft_tokens=draft_tokens)
     lora = "adapter" if adapter else None
     if verbose:
-        console.print(f"[dim]loaded {model} in {llm.load_seconds:.2f} s (weights: {llm.quant})[/]")
+        drafted = f"; draft {draft}: {llm.draft_quant}" if draft else ""
+        console.print(f"[dim]loaded {model} in {llm.load_seconds:.2f} s (weights: {llm.quant}{drafted})[/]")
     params = llm.get_default_sampling_params().updated(
         temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p, repetition_penalty=repetition_penalty,
         presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed, max_tokens=max_tokens,
         stop=stop)
+    if draft and (reason := llm.draft_skip_reason(params, lora)):
+        raise InvalidRequestError("--draft", f"{reason}; speculative decoding gives only greedy answers: pass "
+                                  "--temperature 0, and no penalties or --adapter")
     template_kwargs = {} if think is None else {"enable_thinking": think}
     messages = [{"role": "system", "content": system}] if system else []
     if prompt is not None:
         if raw:
-            _print_stream(llm.stream(prompt, params, adapter=lora), verbose)
+            _print_stream(llm, llm.stream(prompt, params, adapter=lora), verbose)
         else:
             messages.append({"role": "user", "content": prompt})
-            _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs, adapter=lora),
-                          verbose)
+            _print_stream(llm, llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs,
+                                               adapter=lora), verbose)
         return
     _chat_loop(llm, messages, params, template_kwargs, verbose, lora)
 
@@ -108,12 +117,12 @@ def _chat_loop(llm, messages: list[dict], params, template_kwargs: dict, verbose
         if not line:
             continue
         messages.append({"role": "user", "content": line})
-        answer = _print_stream(llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs, adapter=lora),
-                               verbose)
+        answer = _print_stream(llm, llm.stream_chat(messages, params, chat_template_kwargs=template_kwargs,
+                                                    adapter=lora), verbose)
         messages.append({"role": "assistant", "content": answer})
 
 
-def _print_stream(deltas, verbose: bool) -> str:
+def _print_stream(llm, deltas, verbose: bool) -> str:
     started, first, count, pieces = time.perf_counter(), None, 0, []
     for delta in deltas:
         first = first or time.perf_counter()
@@ -127,6 +136,9 @@ def _print_stream(deltas, verbose: bool) -> str:
         decode = (count - 1) / (done - first) if count > 1 and done > first else 0.0
         console.print(f"[dim]{count} tokens; first token {1000 * (first - started):.0f} ms; "
                       f"decode {decode:.1f} tok/s[/]")
+        if stats := llm.speculative_stats:
+            console.print(f"[dim]draft: {stats.acceptance_rate:.0%} of {stats.proposed} proposed tokens accepted; "
+                          f"{stats.tokens_per_forward:.2f} tokens per target forward[/]")
     return "".join(pieces)
 
 

@@ -11,11 +11,13 @@ import torch
 
 from qwenkit.engine.kv_cache import allocate_kv_cache
 from qwenkit.engine.output_state import OutputState
-from qwenkit.errors import InvalidRequestError
+from qwenkit.errors import InvalidRequestError, ModelLoadError
 from qwenkit.models import CausalLM
 from qwenkit.outputs import StreamDelta
 from qwenkit.sampling_params import SamplingParams
 from qwenkit.tokenizer import Tokenizer
+
+PROBE = "Hello, world! 12345 naïve café 北京 <|im_start|>user\n  def f(x):\n\treturn x<|im_end|>"
 
 
 @dataclass(slots=True)
@@ -27,6 +29,26 @@ class SpeculativeStats:
     @property
     def acceptance_rate(self) -> float:
         return self.accepted / self.proposed if self.proposed else 0.0
+
+    @property
+    def tokens_per_forward(self) -> float:
+        """Tokens each verifying target forward gave (its accepted proposals plus its own): the speed-up's
+        ceiling, before the draft's cost."""
+        return (self.accepted + self.target_forwards) / self.target_forwards if self.target_forwards else 0.0
+
+
+def check_same_tokenizer(target: Tokenizer, draft: Tokenizer, source: str) -> None:
+    """The draft's ids must mean the target's tokens, or its proposals are noise: same size, same tokens at
+    ids spread over the vocabulary, same ids for a probe text."""
+    if len(draft) != len(target):
+        problem = f"its tokenizer has {len(draft)} tokens and the target's {len(target)}"
+    elif (any(draft.id_to_token(i) != target.id_to_token(i) for i in [*range(0, len(target), 251), len(target) - 1])
+          or draft.encode(PROBE, allow_special=True) != target.encode(PROBE, allow_special=True)):
+        problem = "its tokenizer gives other ids than the target's"
+    else:
+        return
+    raise ModelLoadError(source, f"cannot be a draft for this model: {problem}",
+                         "a draft must share the target's tokenizer; pick a smaller model of the same family")
 
 
 class SpeculativeDecoder:

@@ -2,6 +2,7 @@
 a user gets for bad files and bad flags."""
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -93,6 +94,33 @@ def test_interactive_chat_until_bye(monkeypatch):
     assert "/bye" in result.stderr
     assert result.stdout.count("Paris") == 1
     assert "never read" not in result.output
+
+
+@needs_smollm2
+def test_run_with_a_draft_prints_the_plain_answer():
+    """The float32 model drafted by its int4 self: the same greedy answer, and --verbose tells how it went."""
+    plain = qwenkit("run", "smollm2:135m", FRANCE, *GREEDY, "--quant", "none", "--threads", "1")
+    drafted = qwenkit("run", "smollm2:135m", FRANCE, *GREEDY, "--quant", "none", "--threads", "1",
+                      "--draft", "smollm2:135m", "--draft-tokens", "3", "--verbose")
+    assert_ok(plain)
+    assert_ok(drafted)
+    assert drafted.stdout == plain.stdout and "Paris" in plain.stdout
+    assert "draft smollm2:135m: int4" in drafted.stderr and "tok/s" in drafted.stderr
+    rate, per_forward = re.search(r"draft: (\d+)% of \d+ proposed tokens accepted; ([\d.]+) tokens per target "
+                                  r"forward", drafted.stderr).groups()
+    assert int(rate) > 0 and float(per_forward) > 1
+
+
+@needs_smollm2
+def test_run_draft_refuses_sampling():
+    result = qwenkit("run", "smollm2:135m", "hi", "--draft", "smollm2:135m", "--temperature", "0.7", "--threads", "1")
+    assert_one_line_error(result, "error: --draft: temperature is 0.7, not 0", "--temperature 0")
+
+
+@needs_smollm2
+def test_run_with_a_missing_draft(tmp_path):
+    result = qwenkit("run", "smollm2:135m", "hi", "--draft", str(tmp_path / "nowhere.gguf"))
+    assert_one_line_error(result, "nowhere.gguf", "no such file")
 
 
 # -- show --------------------------------------------------------------------------------------------
