@@ -60,6 +60,23 @@ TOOL_SCHEMAS = [
 SCHEMAS = {s["function"]["name"]: s["function"]["parameters"] for s in TOOL_SCHEMAS}
 
 
+def decoding_tools() -> list[dict]:
+    """TOOL_SCHEMAS as constrained decoding enforces them: the same tools and arguments, with the values the
+    tools accept spelled out (the place categories, the fan and seat-heating ranges), so a small model cannot
+    write a category that does not exist or a fan level of 17. Temperatures stay free: the tool's own range
+    check answers an out-of-range request with an error the driver hears."""
+    limits = {("find_nearby", "category"): {"enum": list(CATEGORIES)},
+              ("find_nearby", "max_distance_m"): {"minimum": 1},
+              ("set_fan", "level"): {"minimum": 0, "maximum": FAN_MAX},
+              ("set_seat_heating", "level"): {"minimum": 0, "maximum": SEAT_HEAT_MAX}}
+    out = json.loads(json.dumps(TOOL_SCHEMAS))
+    for tool in out:
+        fn = tool["function"]
+        for name, spec in fn["parameters"]["properties"].items():
+            spec.update(limits.get((fn["name"], name), {}))
+    return out
+
+
 class ArgumentError(Exception):
     def __init__(self, problem: str, **extra):
         super().__init__(problem)

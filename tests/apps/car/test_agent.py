@@ -121,6 +121,41 @@ def test_llm_backend_runs_the_loop_on_a_real_model(tiny_models, world):
     assert turn.timings["llm"] > 0 and turn.timings["total"] >= turn.timings["llm"]
 
 
+def test_tool_grammar_admits_only_calls_the_tools_accept(smollm2_gguf):
+    from qwenkit.apps.car.backends import tool_grammar
+    from qwenkit.llm import LLM
+    llm = LLM(str(smollm2_gguf), threads=1)
+    constraint = tool_grammar(llm)
+
+    def accepts(text: str) -> bool:
+        matcher = constraint().matcher
+        return all(matcher.accept_token(t) for t in llm.tokenizer.encode(text))
+
+    call = block("find_nearby", category="toilets")
+    assert accepts("Let me look. " + call) and accepts(call + "\n" + block("set_fan", level=5))
+    assert accepts("The nearest cafe is 300 m away.")
+    assert not accepts(call.replace("toilets", "bathrooms"))                    # no such category
+    assert not accepts(block("set_fan", level=17))                              # fan levels are 0-5
+    assert not accepts(block("open_window", which="sunroof"))
+    assert not accepts(block("fly_to", destination="the moon"))                  # no such tool
+    assert not accepts(block("navigate_to", place="Kamppi"))                     # no such argument
+    assert accepts(block("set_temperature", celsius=35))   # the tool itself explains an out-of-range temperature
+
+
+@pytest.mark.slow
+def test_constrained_backend_calls_are_always_valid(smollm2_gguf, world):
+    from qwenkit.apps.car import SHIPPED_ADAPTER
+    from qwenkit.apps.car.tools import check_arguments
+    from qwenkit.llm import LLM
+    llm = LLM(str(smollm2_gguf), threads=2, adapters={"car": SHIPPED_ADAPTER})
+    backend = LLMBackend(llm, adapter="car")
+    for request in ["Are there any restrooms around?", "are there any EV chargers around?", "Max fan"]:
+        turn = CarAgent(World.create(0), backend).turn(request)
+        assert turn.tool_calls and turn.invalid_calls == 0, (request, turn.raw)
+        for call in turn.tool_calls:
+            check_arguments(call.name, call.arguments)   # raises ArgumentError on a value the tool refuses
+
+
 def test_openai_backend_against_qwenkit_serve(tiny_models, world):
     from qwenkit.apps.car.datagen import generate, messages
     from qwenkit.server.app import create_app
