@@ -84,7 +84,8 @@ def run(out_dir: Path, gguf: str, workloads: tuple[str, ...] = WORKLOADS, new_to
                 result["achieved_gbs"] = result["weight_bytes_per_token"] * result["decode_tok_s"] / 1e9
     common = ["--model", gguf, "--threads", str(threads)]
     if "w2" in workloads:
-        report["w2"] = _measure("W2 16 concurrent", ["qwenkit-w2", "--requests", "16", "--new-tokens", "128", *common])
+        w2 = ["qwenkit-w2", "--requests", "16", "--new-tokens", "128", "--dense-weights", *common]
+        report["w2"] = _measure("W2 16 concurrent", w2)
     if "w3" in workloads:
         report["w3"] = _measure("W3 shared prefix", ["qwenkit-w3", "--requests", "8", *common])
     if "w4" in workloads:
@@ -116,7 +117,7 @@ def print_tables(report: dict) -> None:
         vs = f" = {w2['output_tok_s'] / single:.1f}x single stream" if single else ""
         console.print(f"W2: {w2['requests']} requests x {w2['new_tokens']} tokens: {w2['output_tok_s']:.1f} "
                       f"output tok/s{vs}; time per output token p50 {w2['tpot_p50_ms']:.0f} ms, "
-                      f"p99 {w2['tpot_p99_ms']:.0f} ms")
+                      f"p99 {w2['tpot_p99_ms']:.0f} ms; bf16 weight copies {w2.get('dense_weights_mb', 0):.0f} MB")
     if "cold_ttft_ms" in report.get("w3", {}):
         w3 = report["w3"]
         console.print(f"W3: {w3['prefix_tokens']}-token shared prefix: first token cold {w3['cold_ttft_ms']:.0f} ms, "

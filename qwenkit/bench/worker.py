@@ -54,10 +54,12 @@ def _prompts(llm, count: int, low: int, high: int, seed: int) -> list[list[int]]
     return out
 
 
-def qwenkit_throughput(model: str, quant: str, requests: int, new_tokens: int) -> dict:
+def qwenkit_throughput(model: str, quant: str, requests: int, new_tokens: int, dense: bool = False) -> dict:
     """W2: all requests submitted at once to the batching engine; per-request time per output token."""
     from qwenkit import LLM, SamplingParams
+    from qwenkit.layers.quant import densify
     llm = LLM(model, quant=quant, max_num_seqs=requests)
+    dense_mb = densify(llm.model) / 2**20 if dense else 0
     prompts = _prompts(llm, requests, 32, 512, seed=0)
     params = SamplingParams(temperature=0, max_tokens=new_tokens, ignore_eos=True)
     llm.generate(prompts[:2], params.updated(max_tokens=4))  # warm-up
@@ -76,7 +78,7 @@ def qwenkit_throughput(model: str, quant: str, requests: int, new_tokens: int) -
             "output_tok_s": sum(counts.values()) / elapsed, "elapsed_s": elapsed,
             "tpot_p50_ms": 1000 * tpot[len(tpot) // 2], "tpot_p99_ms": 1000 * tpot[min(len(tpot) - 1,
                                                                                        int(0.99 * len(tpot)))],
-            "preemptions": engine.scheduler.num_preemptions, "quant": llm.quant}
+            "preemptions": engine.scheduler.num_preemptions, "quant": llm.quant, "dense_weights_mb": dense_mb}
 
 
 def qwenkit_shared_prefix(model: str, quant: str, requests: int, prefix_tokens: int) -> dict:
@@ -166,12 +168,13 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dense-weights", action="store_true", help="W2: bf16 weight copies for many-row matmuls")
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     if a.system == "qwenkit":
         result = qwenkit_single_stream(a.model, a.quant, a.new_tokens, a.repeats, a.qwenkit_dtype, a.compile)
     elif a.system == "qwenkit-w2":
-        result = qwenkit_throughput(a.model, a.quant, a.requests, a.new_tokens)
+        result = qwenkit_throughput(a.model, a.quant, a.requests, a.new_tokens, a.dense_weights)
     elif a.system == "qwenkit-w3":
         result = qwenkit_shared_prefix(a.model, a.quant, a.requests, 1024)
     elif a.system == "transformers":

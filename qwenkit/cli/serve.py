@@ -35,6 +35,9 @@ def serve(
     max_num_seqs: Annotated[int, typer.Option(help="Sequences decoded together per model")] = 16,
     max_queue: Annotated[int, typer.Option(help="Requests waiting beyond max-num-seqs before 429")] = 64,
     kv_cache_memory: Annotated[int, typer.Option(help="KV cache bytes per model")] = 1 << 30,
+    dense_weights: Annotated[bool, typer.Option(
+        help="Keep a bf16 copy of int4/int8 weights for batched steps: faster with many users, 2 bytes per "
+             "weight more")] = False,
     keep_alive: Annotated[str, typer.Option(help="Unload a model idle this long (5m, 30s; -1: never)")] = "-1",
     preload: Annotated[bool, typer.Option("--preload/--lazy", help="Load models at start or on first use")] = True,
     max_body_mb: Annotated[float, typer.Option(help="Request body size limit in MiB")] = 8.0,
@@ -72,7 +75,7 @@ def serve(
                      load_options=dict(dtype=dtype, device=device, quant=quant, max_model_len=max_model_len,
                                        threads=threads),
                      engine_options=dict(max_num_seqs=max_num_seqs, max_queue=max_queue,
-                                         kv_cache_memory=kv_cache_memory))
+                                         kv_cache_memory=kv_cache_memory, dense_weights=dense_weights))
     settings = Settings(api_key=api_key, max_body_bytes=int(max_body_mb * (1 << 20)), preload=preload,
                         adapter_loading=bool(api_key) or is_loopback(host), drain_timeout=drain_timeout)
     app = create_app(pool, settings)

@@ -13,6 +13,7 @@ from qwenkit.engine.sampler import Sampler, token_logprobs
 from qwenkit.engine.scheduler import Scheduler
 from qwenkit.engine.sequence import Sequence
 from qwenkit.errors import InvalidRequestError
+from qwenkit.layers.quant import densify
 from qwenkit.models import CausalLM
 from qwenkit.outputs import StreamDelta
 from qwenkit.sampling_params import SamplingParams
@@ -40,7 +41,11 @@ class Request:
 class LLMEngine:
     def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
                  kv_cache_memory: int | None = None, block_size: int = 16, max_num_seqs: int = 32,
-                 max_num_batched_tokens: int = 512, adapters: AdapterRegistry | None = None):
+                 max_num_batched_tokens: int = 512, adapters: AdapterRegistry | None = None,
+                 dense_weights: bool = False):
+        """`dense_weights`: keep a bf16 copy of each quantized weight for steps of 8 or more rows, which the packed
+        int4/int8 kernels run slowly (2 bytes per weight more; see docs/performance.md, W2)."""
+        self.dense_weight_bytes = densify(model) if dense_weights else 0
         self.model, self.tokenizer, self.eos_token_ids = model, tokenizer, eos_token_ids
         self.adapters = adapters or AdapterRegistry(model)
         self.max_model_len, self.block_size = max_model_len, block_size

@@ -35,10 +35,11 @@ class Ticket:
 
 class EngineWorker:
     def __init__(self, name: str, llm, *, max_num_seqs: int = 16, max_queue: int = 64,
-                 kv_cache_memory: int | None = None, metrics=None):
+                 kv_cache_memory: int | None = None, metrics=None, dense_weights: bool = False):
         self.name, self.llm, self.metrics = name, llm, metrics
         self.engine = LLMEngine(llm.model, llm.tokenizer, llm.generator.eos_token_ids, llm.max_model_len,
-                                kv_cache_memory=kv_cache_memory, max_num_seqs=max_num_seqs, adapters=llm.adapters)
+                                kv_cache_memory=kv_cache_memory, max_num_seqs=max_num_seqs, adapters=llm.adapters,
+                                dense_weights=dense_weights)
         self.max_in_flight = max_num_seqs + max_queue
         self.tickets: dict[str, Ticket] = {}
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()

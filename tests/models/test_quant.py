@@ -78,3 +78,30 @@ def test_embedded_model_auto_is_exact_int4_and_answers(smollm2_gguf):
 def test_unknown_quant_mode_names_the_field(tiny_models):
     with pytest.raises(InvalidRequestError, match="quant"):
         load_model(load_checkpoint(tiny_models("qwen2")[0]), quant="int3")
+
+
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+def test_densified_linear_uses_bf16_copy_only_for_many_rows(kind):
+    from qwenkit.layers.quant import DENSE_MIN_ROWS, densify
+    torch.manual_seed(0)
+    w = torch.randn(96, 64) * 0.02
+    linear = Int8Linear(w, None) if kind == "int8" else Int4Linear.from_float(w, None, 32)
+    one, many = torch.randn(1, 64), torch.randn(DENSE_MIN_ROWS, 64)
+    packed_one, packed_many = linear(one), linear(many)
+    assert densify(linear) == 96 * 64 * 2
+    assert torch.equal(linear(one), packed_one)            # single-stream decode keeps the packed kernel
+    dense = linear(many)
+    assert not torch.equal(dense, packed_many)
+    reference = many @ linear.dequantize().T
+    assert (dense - reference).abs().max() < 2e-2 * reference.abs().max()
+    assert densify(linear) == 0                              # idempotent
+
+
+def test_int8_embedding_from_a_whole_table_or_row_blocks_agree():
+    from qwenkit.layers.quant import Int8Embedding
+    table = torch.randn(50, 16)
+    whole = Int8Embedding(table, chunk=16)   # several chunks of a table held in memory
+    blocks = Int8Embedding((table[i:i + 20] for i in range(0, 50, 20)), shape=(50, 16))
+    ids = torch.tensor([0, 17, 49])
+    torch.testing.assert_close(whole(ids), blocks(ids))
+    torch.testing.assert_close(whole(ids), table[ids], atol=table.abs().max().item() / 127, rtol=0)
