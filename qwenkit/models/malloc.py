@@ -10,7 +10,7 @@ import contextlib
 import ctypes
 import ctypes.util
 
-M_MMAP_THRESHOLD = -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 LOAD_THRESHOLD, RUN_THRESHOLD = 1 << 20, 32 << 20
 
 
@@ -34,3 +34,4 @@ def returning_freed_memory():
         if libc is not None:
             libc.malloc_trim(0)
             libc.mallopt(M_MMAP_THRESHOLD, RUN_THRESHOLD)
+            libc.mallopt(M_TRIM_THRESHOLD, 2 * RUN_THRESHOLD)

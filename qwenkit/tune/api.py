@@ -1,6 +1,7 @@
 """`tune(model, data, out)`: LoRA fine-tuning from a JSONL file to a PEFT adapter folder, in one call."""
 import hashlib
 import random
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,8 @@ def _run(ref: str, data: Path, out: Path, eval_data: Path | None, cfg: TuneConfi
     barrier(ranks)
     report = RunReport(model=ref, config=cfg.to_dict(), data=summary, total_steps=0, world_size=ranks.world_size,
                        precision="bf16" if bf16 else "fp32", device=str(ranks.device), out=str(out))
-    trainer = Trainer(model, rows, eval_rows, collate, cfg, ranks, out, lambda: lora_state(model, ref), report, bf16)
+    batches = partial(collate, multiple_of=cfg.pad_to_multiple_of)
+    trainer = Trainer(model, rows, eval_rows, batches, cfg, ranks, out, lambda: lora_state(model, ref), report, bf16)
     if resume:
         trainer.restore(ckpt.latest_checkpoint(out))
     trainable = sum(p.numel() for _, p in trainer.params)

@@ -46,6 +46,7 @@ class TuneConfig:
     # data
     max_length: int = 1024
     packing: bool = True
+    pad_to_multiple_of: int = 64         # rows padded to a multiple of this: few distinct shapes, kernels reused
     overlong: str = "drop"               # examples over max_length: drop, truncate (keep the start) or error
     train_on_reasoning: bool = False
     data_format: str = "auto"           # see load_examples for the formats it detects
@@ -175,7 +176,8 @@ def validate(c: TuneConfig) -> None:
     for key, choices in CHOICES.items():
         if getattr(c, key) not in choices:
             raise InvalidRequestError(key, f"{getattr(c, key)!r} is not one of {', '.join(choices)}")
-    positive = ("lora_r", "lora_alpha", "lr", "batch_size", "micro_batch_size", "max_length", "loss_chunk")
+    positive = ("lora_r", "lora_alpha", "lr", "batch_size", "micro_batch_size", "max_length", "loss_chunk",
+                "pad_to_multiple_of")
     for key in positive:
         if getattr(c, key) <= 0:
             raise InvalidRequestError(key, f"must be above 0, got {getattr(c, key)}")

@@ -77,10 +77,14 @@ def build_row(items: Sequence[TokenizedExample], group: list[int]) -> PackedRow:
     return row
 
 
-def collate(rows: Sequence[PackedRow], pad_id: int = 0, length: int | None = None) -> dict[str, torch.Tensor]:
-    """Rows padded to the longest (or to `length`): int64 input_ids, labels, positions, segments [B, T].
-    Padding is a segment of its own with IGNORE labels, so it neither attends to nor disturbs real tokens."""
+def collate(rows: Sequence[PackedRow], pad_id: int = 0, length: int | None = None,
+            multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """Rows padded to the longest (or to `length`), rounded up to `multiple_of`: int64 input_ids, labels,
+    positions, segments [B, T]. Padding is a segment of its own with IGNORE labels, so it neither attends to
+    nor disturbs real tokens. Rounding keeps the set of shapes small: on CPU every new sequence length makes
+    oneDNN build (JIT) new kernels, which cost more than the few padded tokens."""
     width = max([len(row) for row in rows] + [length or 0])
+    width = -(-width // multiple_of) * multiple_of
     pad_segment = max(max(row.segments, default=0) for row in rows) + 1
 
     def padded(values: list[int], fill: int) -> list[int]:

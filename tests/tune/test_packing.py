@@ -67,6 +67,13 @@ def test_collate_pads_with_a_segment_of_its_own():
         assert batch["segments"][b, n:].tolist() == [2] * (6 - n)   # rows use segments 0 and 1
 
 
+def test_collate_rounds_the_width_up_to_a_multiple():
+    rows = pack([item(3, 1), item(2, 2), item(4, 3)], 5, seed=0)
+    assert collate(rows, multiple_of=4)["input_ids"].shape == (2, 8)
+    assert collate(rows, multiple_of=5)["input_ids"].shape == (2, 5)   # already a multiple: no padding added
+    assert collate(rows, multiple_of=1)["input_ids"].shape == (2, 5)
+
+
 def test_packed_rows_match_each_example_alone(tiny_models, tmp_path):
     folder, _ = tiny_models("qwen3")
     checkpoint = load_checkpoint(folder)
