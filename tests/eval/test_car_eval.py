@@ -105,7 +105,7 @@ def test_eval_car_command_writes_one_report(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["dataset"]["cases"] == 20 and [s["system"] for s in report["systems"]] == ["regex baseline"]
     baseline = report["systems"][0]
-    assert baseline["turns"] == report["dataset"]["turns"] and baseline["exact_match"] >= 0.8
+    assert baseline["turns"] == report["dataset"]["turns"] and baseline["exact_match"] >= 0.6
     assert set(baseline["latency_s"]) == {"p50", "p95", "llm_p50", "llm_p95"}
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
     again = CliRunner().invoke(app, args)
