@@ -197,7 +197,9 @@ def test_car_answers_a_spoken_request(tmp_path):
     from qwenkit.apps.car.voice import MissingExtraError, Speaker
     from qwenkit.cli.main import app
     try:
-        Speaker("piper").say_to("Take me to Ateneum, please.", tmp_path / "in.wav")
+        speaker = Speaker("piper")
+        speaker.engine.steady()
+        speaker.say_to("Take me to Ateneum, please.", tmp_path / "in.wav")
     except MissingExtraError as e:
         pytest.skip(str(e))
     args = ["car", "--baseline", "--audio", str(tmp_path / "in.wav"), "--say-to", str(tmp_path / "out.wav")]

@@ -23,9 +23,14 @@ class PiperEngine:
             model_path, config_path = joe.model_path(), joe.config_path()
         self.voice = piper.PiperVoice.load(model_path, config_path)
         self.sample_rate = self.voice.config.sample_rate
+        self.config = None   # piper's defaults: a little random variation in each utterance's sound and timing
+
+    def steady(self) -> None:
+        """The same audio for the same text every time (no random variation), for tests and reproducible files."""
+        self.config = require("piper", "The piper voice").SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 
     def synthesize(self, sentence: str) -> np.ndarray:
-        chunks = [c.audio_float_array for c in self.voice.synthesize(sentence)]
+        chunks = [c.audio_float_array for c in self.voice.synthesize(sentence, syn_config=self.config)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
