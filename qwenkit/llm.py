@@ -67,6 +67,10 @@ class LLM:
     them in one forward, and the output is the model's own greedy output. Other requests, and several
     prompts at once, run on the normal engine; `draft_skip_reason(params)` says why. `speculative_stats`
     holds the counts of the latest request the draft served.
+
+    `generate` and `chat` take a `constraint`: a factory that LLMEngine.add_request calls once per sequence
+    for a token mask (qwenkit.engine.grammar builds them from JSON schemas and tool lists). Only the batching
+    engine applies masks, so a constrained request always runs there.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, dtype: str = "auto", device: str = "auto",
@@ -154,8 +158,9 @@ class LLM:
 
     def generate(self, prompts: str | Sequence[int] | Sequence[str | Sequence[int]],
                  sampling_params: SamplingParams | Sequence[SamplingParams] | None = None, *,
-                 adapter: str | Sequence[str | None] | None = None) -> list[RequestOutput]:
-        """`adapter`: a loaded adapter's name for every prompt, or a list with one name (or None) per prompt."""
+                 adapter: str | Sequence[str | None] | None = None, constraint=None) -> list[RequestOutput]:
+        """`adapter`: a loaded adapter's name for every prompt, or a list with one name (or None) per prompt.
+        `constraint`: a constraint factory (see the class docstring) applied to every prompt."""
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         params = sampling_params or self.get_default_sampling_params()
@@ -163,10 +168,11 @@ class LLM:
         if len(params) != len(prompts):
             raise InvalidRequestError("sampling_params", "needs one entry per prompt")
         adapters = self._adapter_list(adapter, len(prompts))
+        check_constraint(constraint)
         texts = [p if isinstance(p, str) else None for p in prompts]
         ids = [self.encode(p) for p in prompts]
-        if len(prompts) > 1:
-            return self._run_batch(texts, ids, params, adapters)
+        if len(prompts) > 1 or constraint is not None:
+            return self._run_batch(texts, ids, params, adapters, constraint)
         return [self._collect(texts[0], ids[0], params[0], adapters[0])]
 
     def _adapter_list(self, adapter: str | Sequence[str | None] | None, count: int) -> list[str | None]:
@@ -188,12 +194,12 @@ class LLM:
         return self._engine
 
     def _run_batch(self, prompts: list[str | None], ids: list[list[int]], params: list[SamplingParams],
-                   adapters: list[str | None]) -> list[RequestOutput]:
-        """Several prompts at once through the batching engine; results in prompt order."""
+                   adapters: list[str | None], constraint=None) -> list[RequestOutput]:
+        """Several prompts at once (or constrained ones) through the batching engine; results in prompt order."""
         engine = self.engine
         for p in ids:
             engine.check_prompt(p)
-        rids = [engine.add_request(p, sp, adapter=a) for p, sp, a in zip(ids, params, adapters)]
+        rids = [engine.add_request(p, sp, adapter=a, constraint=constraint) for p, sp, a in zip(ids, params, adapters)]
         outs = {rid: [CompletionOutput(i, "", [], None, logprobs=[] if sp.logprobs is not None else None)
                       for i in range(sp.n)] for rid, sp in zip(rids, params)}
         try:
@@ -260,14 +266,22 @@ class LLM:
     def chat(self, messages: list[dict] | list[list[dict]], sampling_params: SamplingParams | None = None,
              tools: list[dict] | None = None, chat_template_kwargs: dict | None = None,
              add_generation_prompt: bool = True, *,
-             adapter: str | Sequence[str | None] | None = None) -> list[RequestOutput]:
+             adapter: str | Sequence[str | None] | None = None, constraint=None) -> list[RequestOutput]:
         conversations = [messages] if messages and isinstance(messages[0], dict) else messages
         params = sampling_params or self.get_default_sampling_params()
         adapters = self._adapter_list(adapter, len(conversations))
+        check_constraint(constraint)
         ids = [self.chat_prompt_ids(c, tools, chat_template_kwargs, add_generation_prompt) for c in conversations]
-        if len(ids) > 1:
-            return self._run_batch([None] * len(ids), ids, [params] * len(ids), adapters)
+        if len(ids) > 1 or constraint is not None:
+            return self._run_batch([None] * len(ids), ids, [params] * len(ids), adapters, constraint)
         return [self._collect(None, ids[0], params, adapters[0])]
+
+
+def check_constraint(constraint) -> None:
+    if constraint is not None and not callable(constraint):
+        raise InvalidRequestError("constraint", f"got a {type(constraint).__name__}; pass a factory that makes one "
+                                  "constraint per sequence, such as Grammars.factory(compiled) from "
+                                  "qwenkit.engine.grammar")
 
 
 def _accumulate(out: CompletionOutput, delta: StreamDelta) -> None:

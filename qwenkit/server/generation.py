@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from qwenkit.engine.grammar import Grammars, Thinking
 from qwenkit.errors import InvalidRequestError
 from qwenkit.outputs import StreamDelta, TokenLogprob
 from qwenkit.sampling_params import SamplingParams
-from qwenkit.server.grammar import Grammars, Thinking
 from qwenkit.server.parsing import THINK_CLOSE, Delta, OutputParser, ToolCall, prompt_opens_thinking
 from qwenkit.server.worker import EngineWorker
 

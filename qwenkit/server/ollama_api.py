@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from qwenkit.engine import grammar
 from qwenkit.errors import InvalidRequestError
 from qwenkit.server import generation as gen
-from qwenkit.server import grammar
 from qwenkit.server.generation import Choice
 from qwenkit.server.pool import parse_keep_alive
 from qwenkit.server.protocol import (

@@ -10,10 +10,10 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from qwenkit.engine import grammar
 from qwenkit.errors import InvalidRequestError
 from qwenkit.outputs import TokenLogprob
 from qwenkit.server import generation as gen
-from qwenkit.server import grammar
 from qwenkit.server.generation import Choice
 from qwenkit.server.parsing import Delta
 from qwenkit.server.protocol import ChatRequest, CompletionRequest, EmbeddingRequest

@@ -56,35 +56,23 @@ class LLMBackend:
 
     With `constrained` (the default) every <tool_call> block is decoded under a grammar of the car's tools
     (tools.decoding_tools): the model still chooses freely between speaking and calling, and which tool to
-    call, but a call's name, JSON and argument values are always ones the tools accept. The request runs on
-    the LLM's batching engine, whose prefix cache keeps the system prompt between turns."""
+    call, but a call's name, JSON and argument values are always ones the tools accept. A constrained request
+    runs on the LLM's batching engine, whose prefix cache keeps the system prompt between turns."""
 
     def __init__(self, llm, adapter: str | None = None, max_tokens: int = MAX_NEW_TOKENS, constrained: bool = True):
         self.llm, self.adapter, self.params = llm, adapter, greedy(max_tokens)
         self.constraint = tool_grammar(llm) if constrained else None
 
     def reply(self, messages: list[dict]) -> Reply:
-        if self.constraint is None:
-            extra = {"adapter": self.adapter} if self.adapter else {}
-            return parse_reply(self.llm.chat(messages, self.params, **extra)[0].outputs[0].text)
-        engine = self.llm.engine
-        rid = engine.add_request(self.llm.chat_prompt_ids(messages), self.params, constraint=self.constraint,
-                                 adapter=self.adapter)
-        text = []
-        try:
-            while engine.has_unfinished():
-                text += [delta.text for r, delta in engine.step() if r == rid]
-        finally:
-            engine.abort(rid)
-        return parse_reply("".join(text))
+        out = self.llm.chat(messages, self.params, adapter=self.adapter, constraint=self.constraint)
+        return parse_reply(out[0].outputs[0].text)
 
 
 def tool_grammar(llm):
     """A constraint factory for the engine: free text, and <tool_call> blocks valid for the car's tools."""
     from qwenkit.apps.car.tools import decoding_tools
-    from qwenkit.server.grammar import Grammars, tool_calls_format
-    grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids,
-                        llm.model.inv_freq.device)
+    from qwenkit.engine.grammar import Grammars, tool_calls_format
+    grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids, llm.device)
     return grammars.factory(grammars.compile(tool_calls_format(decoding_tools(), required=False, parallel=True)))
 
 

@@ -1,6 +1,7 @@
 """The grammars on the real Qwen tokenizer: tool calls (required: one or more, parallel false: exactly one, a
 named function), the reasoning block before a constrained answer (forced open, no end of text inside it,
-</think> forced once the budget is spent), and random walks through the token masks that always parse."""
+</think> forced once the budget is spent), random walks through the token masks that always parse, and
+LLM.chat / LLM.generate honouring a `constraint`."""
 import json
 import random
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 import xgrammar as xgr
 
-from qwenkit.server.grammar import GrammarConstraint, Grammars, Thinking, json_format, tool_calls_format
+from qwenkit import InvalidRequestError, SamplingParams
+from qwenkit.engine.grammar import GrammarConstraint, Grammars, Thinking, json_format, tool_calls_format
 from qwenkit.server.parsing import OutputParser
 from qwenkit.tokenizer import Tokenizer
 from tests.server.test_openai import TOOLS
@@ -20,8 +22,8 @@ TIME = '<tool_call>\n{"name": "get_time", "arguments": {"zone": "UTC"}}\n</tool_
 
 
 @pytest.fixture(scope="module")
-def grammars(tiny_folder):
-    return Grammars(Tokenizer.from_hf_folder(tiny_folder), VOCAB, EOS, torch.device("cpu"))
+def grammars(tiny_models):
+    return Grammars(Tokenizer.from_hf_folder(tiny_models("qwen3")[0]), VOCAB, EOS, torch.device("cpu"))
 
 
 def complete(compiled, text: str) -> bool:
@@ -112,3 +114,44 @@ def test_random_walks_always_parse(grammars, parallel):
             jsonschema.validate(json.loads(call.arguments), schemas[call.name])
         counts.append(len(parser.calls))
     assert min(counts) >= 1 and (max(counts) > 1 if parallel else max(counts) == 1)
+
+
+COLOR = {"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]}, "bright": {"type": "boolean"}},
+         "required": ["color", "bright"]}   # bounded: a random model writes digits of an integer forever
+
+
+@pytest.fixture(scope="module")
+def llm(tiny_models):
+    from qwenkit import LLM
+    return LLM(str(tiny_models("qwen3")[0]), quant="none", max_model_len=512, threads=1)
+
+
+@pytest.fixture(scope="module")
+def color(llm):
+    """The compiled COLOR grammar for the LLM's tokenizer, built as docs/python-api.md shows."""
+    grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids, llm.device)
+    return grammars, grammars.compile(json_format(COLOR, "schema"))
+
+
+def test_llm_chat_and_generate_follow_a_constraint(llm, color):
+    """The random-weight model writes no JSON of its own; with the constraint every sequence is valid."""
+    grammars, compiled = color
+    constraint = grammars.factory(compiled)
+    question = [{"role": "user", "content": "Pick a color."}]
+    greedy = SamplingParams(temperature=0, max_tokens=24)
+    free = llm.chat(question, greedy)[0].outputs[0].text
+    with pytest.raises((ValueError, jsonschema.ValidationError)):
+        jsonschema.validate(json.loads(free), COLOR)
+    out = llm.chat(question, greedy, constraint=constraint)[0].outputs[0]
+    jsonschema.validate(json.loads(out.text), COLOR)
+    assert out.finish_reason == "stop" and out.text == json.dumps(json.loads(out.text))
+    sampled = SamplingParams(n=2, temperature=1.0, seed=3, max_tokens=24)
+    for request in llm.generate(["Colors:", "A number:"], sampled, constraint=constraint):
+        for completion in request.outputs:
+            jsonschema.validate(json.loads(completion.text), COLOR)
+
+
+def test_llm_refuses_a_constraint_that_is_no_factory(llm, color):
+    _, compiled = color
+    with pytest.raises(InvalidRequestError, match="constraint: got a CompiledGrammar; pass a factory"):
+        llm.chat([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4), constraint=compiled)

@@ -1,6 +1,7 @@
 """Constrained decoding with xgrammar: a grammar becomes, at every step, the set of tokens the sampler may
-pick (LLMEngine's per-sequence `constraint` hook). Used for response_format, for tool_choice required / a
-named function, and for parallel_tool_calls=false.
+pick (LLMEngine's per-sequence `constraint` hook). The server uses it for response_format, for tool_choice
+required / a named function, and for parallel_tool_calls=false; Python callers pass `Grammars.factory(...)`
+to LLM.generate / LLM.chat as `constraint`.
 
 A grammar is an xgrammar structural tag. When the model thinks first, it begins with the reasoning block:
 free text (at most `budget` tokens, then `</think>` is the only way on), so the constraint shapes the
