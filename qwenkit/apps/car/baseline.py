@@ -15,14 +15,18 @@ SIDES = [(r"rear left|back left", "rear_left"), (r"rear right|back right", "rear
 CATEGORIES = sorted(((spoken, key) for key, forms in CATEGORY_WORDS.items() for pair in forms for spoken in pair),
                     key=lambda item: -len(item[0]))
 STEPS = {"one": 1, "a": 1, "two": 2, "three": 3}
-NAVIGATE = re.compile(r"(?:navigate|take me|drive me|go|head|route me|directions|get to|bring me|destination|"
-                      r"route)\s.*?\bto\s+(?P<place>.+)", re.I)
+NAVIGATE = re.compile(r"(?:(?:navigate|take me|drive|go|head|route me|directions|get to|get me|bring me|destination|"
+                      r"route|guide me|way|course)\s.*?\bto|set course for)\s+(?P<place>.+)", re.I)
 NAVIGATE_BEFORE = re.compile(r"^(?:\w+, )?(?P<place>.+?), take me there", re.I)
 THERE = re.compile(r"(?:take me|go|navigate|drive|head) there|(?:first|closest|nearest) one")
 FILLER = re.compile(r"hey car|hey|ok|okay|hi|um|so|car|sounds good")
-CALL = re.compile(r"\b(?:call|phone|ring|dial)\s+(?P<name>.+)|give\s+(?P<give>.+?)\s+a call|get\s+(?P<get>.+?)\s+on "
-                  r"the phone", re.I)
-PLAY = re.compile(r"\b(?:play(?: me)?|put on|listen to|hear|turn on|switch to)\s+(?P<query>.+)", re.I)
+CALL = re.compile(r"\b(?:(?:call|phone|ring|dial)(?: up)?|give a ring to)\s+(?P<name>.+)|give\s+(?P<give>.+?)\s+a call|"
+                  r"get\s+(?P<get>.+?)\s+on the phone", re.I)
+PLAY = re.compile(r"\b(?:play(?: me| some)?|put on|listen to|hear|turn on|switch to|queue up|stream|throw on)\s+"
+                  r"(?P<query>.+)", re.I)
+MAX = re.compile(r"\bmax|all the way|\bfull\b|the top|as high as|\bhigh\b")
+EVERYWHERE = re.compile(r"all zones|everywhere|everyone|whole car|all around|all seats")
+DISTANCE = re.compile(r"(\d+)\s*(?:m\b|meters?\b|metres?\b)")
 
 
 class BaselineBackend:
@@ -133,7 +137,7 @@ def seat_heating(clause: str, t: str, past) -> dict | None:
     seat = side(t) if "seat" in t else before[0]["arguments"]["seat"]
     if re.search(r"\boff\b", t):
         level = 0
-    elif re.search(r"\bmax", t):
+    elif MAX.search(t):
         level = 3
     else:
         level = number(t) if number(t) is not None else (2 if "turn on" in t else None)
@@ -148,7 +152,7 @@ def windows(clause: str, t: str, past) -> dict | None:
         before[0]["arguments"]["which"]
     if re.search(r"open|down|lower|crack", t):
         return call("open_window", which=which)
-    if re.search(r"close|\bup\b|shut|raise", t):
+    if re.search(r"close|\bup\b|shut|raise|lift", t):
         return call("close_window", which=which)
     return None
 
@@ -160,7 +164,7 @@ def fan(clause: str, t: str, past) -> dict | None:
         return None
     if re.search(r"\boff\b|stop", t):
         return call("set_fan", level=0)
-    if re.search(r"\bmax|all the way", t):
+    if MAX.search(t):
         return call("set_fan", level=5)
     if number(t) is not None:
         return call("set_fan", level=number(t))
@@ -174,7 +178,7 @@ def temperature(clause: str, t: str, past) -> dict | None:
     words = re.search(r"degree|temperature|climate|heat|warm|cool|cold|side|\bzones?\b", t)
     if not words and not (before and number(t) is not None):
         return None
-    zone = "all" if "all zones" in t else "rear" if re.search(r"\bback\b|\brear\b", t) else side(t, None)
+    zone = "all" if EVERYWHERE.search(t) else "rear" if re.search(r"\bback\b|\brear\b", t) else side(t, None)
     if zone is None and before:
         zone = before[0]["arguments"].get("zone")
     celsius = number(t)
@@ -202,8 +206,8 @@ def nearby(clause: str, t: str, past) -> dict | None:
     category = next((key for spoken, key in CATEGORIES if re.search(rf"\b{re.escape(spoken.lower())}\b", t)), None)
     if category is None:
         return None
-    within = re.search(r"(?:within|in|than|more than)\s+(\d+)\s*(?:m\b|meters|metres)|(\d+)\s*m away", t)
-    distance = int(within.group(1) or within.group(2)) if within else None
+    within = DISTANCE.search(t)
+    distance = int(within.group(1)) if within else None
     return call("find_nearby", category=category, max_distance_m=distance)
 
 

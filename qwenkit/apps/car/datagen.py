@@ -22,7 +22,7 @@ from qwenkit.apps.car.world import World
 
 HOLDOUT_TEMPLATES = 0.25
 HOLDOUT_PLACES = 0.2
-KINDS = {"single": 0.46, "multi": 0.2, "follow_up": 0.3, "error": 0.04}
+KINDS = {"single": 0.4, "multi": 0.28, "follow_up": 0.28, "error": 0.04}
 WEIGHTS = {"navigate": 3, "nearby": 2, "nearby_within": 1, "temp": 2, "temp_zone": 1, "fan": 1.5, "seat": 1.5,
            "open": 1, "close": 1, "play": 1.5, "call": 1, "status": 1}
 FIRST_WEIGHTS = {"navigate": 5, "nearby": 4, "nearby_within": 1, "temp": 1.5, "temp_zone": 1, "fan": 1, "seat": 1,
@@ -183,7 +183,9 @@ class CaseBuilder:
         values, args = {}, dict(fixed)
         for slot in SLOT.findall(text):
             spoken, arg, value = self.slot(slot, (override or {}).get(slot))
-            values[slot], args[arg] = spoken, value
+            values[slot] = spoken
+            if arg is not None:
+                args[arg] = value
             if slot == "destination":
                 case.destinations.append(value)
         order = list(SCHEMAS[tool]["properties"]) + ["step"]
@@ -191,8 +193,14 @@ class CaseBuilder:
         return self.typo(text).format(**values), {"name": tool, "arguments": args}
 
     def slot(self, slot: str, forced=None) -> tuple[str, str, object]:
-        """(what the driver says, argument name, argument value) for one template slot."""
+        """(what the driver says, argument name, argument value) for one template slot; wording slots (LEXICON)
+        carry no argument."""
         r = self.rng
+        if slot in phrases.LEXICON:
+            return r.choice(phrases.LEXICON[slot]), None, None
+        if slot == "within":
+            d = r.choice(phrases.DISTANCES)
+            return r.choice(phrases.WITHIN).format(d=d), "max_distance_m", d
         if slot in ("category", "categories"):
             category = r.choice(list(phrases.CATEGORY_WORDS))
             singular, plural = r.choice(phrases.CATEGORY_WORDS[category])

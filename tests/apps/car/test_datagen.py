@@ -48,6 +48,18 @@ def test_test_split_holds_out_phrasings_and_destinations(splits):
     assert not driven & held
 
 
+def test_held_out_frames_use_wording_training_also_shows():
+    """The test holds out sentence frames, not vocabulary: every wording slot (the verbs for closing a window,
+    "all the way up", "in the back", distances) that a held-out frame uses is also used by a training frame."""
+    pools = datagen.split_pools(0, World.create())
+
+    def slots(pool) -> set[str]:
+        return {s for ids in pool.templates.values() for t in ids for s in datagen.SLOT.findall(datagen.template(t)[1])}
+    held, kept = slots(pools["test"]), slots(pools["train"])
+    wording = set(datagen.phrases.LEXICON) | {"within"}
+    assert held & wording and held & wording <= kept
+
+
 def test_calls_run_cleanly_and_answers_carry_the_figures(splits):
     for case in splits["train"] + splits["test"]:
         world = World.create(case.world_seed)
