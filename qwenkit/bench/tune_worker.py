@@ -72,7 +72,7 @@ def qwenkit_lora(model: str, data: Path, seq_len: int, batch: int, steps: int, w
     report = RunReport(model=model, config=cfg.to_dict(), data={}, total_steps=0, world_size=1,
                        precision="bf16" if bf16 else "fp32", device=str(ranks.device), out="")
     trainer = Trainer(lm, rows, [], collate, cfg, ranks, Path("."), lambda: None, report, bf16)
-    Console(stderr=True).print(f"qwenkit: {report.precision}, micro batch {cfg.micro_batch_size} x "
+    Console(stderr=True).print(f"qwenkit: {report.precision}, micro batch {trainer.micro} x "
                                f"{trainer.accumulation} accumulated, checkpointing {cfg.activation_checkpointing}")
     times, losses = [], []
     for step in range(warmup + steps):
@@ -82,7 +82,7 @@ def qwenkit_lora(model: str, data: Path, seq_len: int, batch: int, steps: int, w
         losses.append(loss)
     timed = sum(times[warmup:])
     return {"tokens_per_s": steps * batch * seq_len / timed, "step_s": timed / steps, "losses": losses,
-            "precision": report.precision, "micro_batch": cfg.micro_batch_size,
+            "precision": report.precision, "micro_batch": trainer.micro,
             "checkpointing": cfg.activation_checkpointing}
 
 

@@ -71,7 +71,7 @@ def _run(ref: str, data: Path, out: Path, eval_data: Path | None, cfg: TuneConfi
     trainable = sum(p.numel() for _, p in trainer.params)
     console.print(f"training {trainable:,} LoRA parameters for {trainer.total - trainer.step} steps "
                   f"(from step {trainer.step}) of {cfg.batch_size} rows of up to {cfg.max_length} tokens: "
-                  f"{cfg.micro_batch_size} x {trainer.accumulation} accumulated x {ranks.world_size} processes, "
+                  f"{trainer.micro} x {trainer.accumulation} accumulated x {ranks.world_size} processes, "
                   f"{report.precision} on {ranks.device}", soft_wrap=True)
     if trainer.total < 10 and not resume:
         console.print(f"[yellow]note:[/] only {trainer.total} optimizer steps; lower batch_size or raise epochs "

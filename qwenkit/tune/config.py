@@ -39,7 +39,7 @@ class TuneConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     batch_size: int = 16                 # packed rows per optimizer step = micro_batch_size x accumulation x ranks
-    micro_batch_size: int = 1
+    micro_batch_size: int | None = None  # rows per forward; None: as many as ACTIVATION_BUDGET allows
     epochs: float = 3.0
     max_steps: int | None = None         # wins over epochs when set
     seed: int = 0
@@ -179,7 +179,7 @@ def validate(c: TuneConfig) -> None:
     positive = ("lora_r", "lora_alpha", "lr", "batch_size", "micro_batch_size", "max_length", "loss_chunk",
                 "pad_to_multiple_of")
     for key in positive:
-        if getattr(c, key) <= 0:
+        if getattr(c, key) is not None and getattr(c, key) <= 0:
             raise InvalidRequestError(key, f"must be above 0, got {getattr(c, key)}")
     checks = [
         ("lora_dropout", 0 <= c.lora_dropout < 1, "must be in [0, 1)"),
@@ -200,15 +200,40 @@ def validate(c: TuneConfig) -> None:
     for key, ok, problem in checks:
         if not ok:
             raise InvalidRequestError(key, problem)
-    if c.batch_size % c.micro_batch_size:
+    if c.micro_batch_size and c.batch_size % c.micro_batch_size:
         raise InvalidRequestError("batch_size", f"{c.batch_size} is not a multiple of micro_batch_size "
                                   f"{c.micro_batch_size}")
 
 
-def accumulation_steps(c: TuneConfig, world_size: int) -> int:
+def accumulation_steps(c: TuneConfig, world_size: int, micro: int) -> int:
     """Micro-batches per rank per optimizer step; batch_size must split evenly over ranks and micro-batches."""
-    per_rank = c.micro_batch_size * world_size
+    per_rank = micro * world_size
     if c.batch_size % per_rank:
         raise InvalidRequestError("batch_size", f"{c.batch_size} does not split over {world_size} processes x "
-                                  f"micro_batch_size {c.micro_batch_size}; use a multiple of {per_rank}")
+                                  f"micro_batch_size {micro}; use a multiple of {per_rank}")
     return c.batch_size // per_rank
+
+
+ACTIVATION_BUDGET = 2 << 30
+
+
+def activation_bytes_per_token(model_config, checkpointing: bool) -> int:
+    """Roughly what one token's forward keeps for backward in bf16: per layer about ten hidden-size vectors (the
+    residual stream, norm outputs, q/k/v/o inputs and outputs) and three intermediate-size ones (the MLP's gate,
+    up and their product); with activation checkpointing only each layer's input."""
+    h, inter = model_config.hidden_size, model_config.intermediate_size
+    per_layer = 2 * h if checkpointing else 2 * (10 * h + 3 * inter)
+    return per_layer * model_config.num_hidden_layers
+
+
+def micro_batch(c: TuneConfig, world_size: int, model_config) -> int:
+    """micro_batch_size, or when it is None the most rows per forward whose activations fit ACTIVATION_BUDGET (2 GiB)
+    that divide this rank's share of the batch. Bigger forwards amortize the per-operation overhead that
+    dominates small models on a CPU: on SmolLM2-135M with rows of 512, 4 rows per forward trained 1.4x faster than
+    one (326 against 229 tokens/s on one day); a 7B model with rows of 1024 stays at one row per forward."""
+    if c.micro_batch_size:
+        return c.micro_batch_size
+    per_rank = max(1, c.batch_size // world_size)
+    row_bytes = activation_bytes_per_token(model_config, c.activation_checkpointing) * c.max_length
+    fits = max(1, ACTIVATION_BUDGET // row_bytes)
+    return max(d for d in range(1, per_rank + 1) if per_rank % d == 0 and d <= fits)

@@ -13,7 +13,7 @@ import torch
 
 from qwenkit.errors import QwenkitError
 from qwenkit.tune import checkpoint as ckpt
-from qwenkit.tune.config import TuneConfig, accumulation_steps
+from qwenkit.tune.config import TuneConfig, accumulation_steps, micro_batch
 from qwenkit.tune.distributed import Ranks, all_reduce_sum, barrier
 from qwenkit.tune.loss import head_cross_entropy, supervised_rows
 from qwenkit.tune.order import DataOrder, shard, total_steps
@@ -45,7 +45,8 @@ class Trainer:
         self.params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not self.params:
             raise QwenkitError("no trainable parameters: LoRA matched no module of this model")
-        self.accumulation = accumulation_steps(config, ranks.world_size)
+        self.micro = micro_batch(config, ranks.world_size, getattr(model, "module", model).config)
+        self.accumulation = accumulation_steps(config, ranks.world_size, self.micro)
         self.order = DataOrder(len(rows), config.batch_size, config.seed)
         self.total = total_steps(len(rows), config.batch_size, config.epochs, config.max_steps)
         report.total_steps = self.total
@@ -81,7 +82,7 @@ class Trainer:
         Returns (loss per supervised token, tokens), or None when Ctrl-C arrived before the update."""
         self.model.train()
         mine = shard(indices, self.ranks.rank, self.ranks.world_size)
-        micro = self.config.micro_batch_size
+        micro = self.micro
         loss_sum, supervised, tokens = 0.0, 0, 0
         for start in range(0, len(mine), micro):
             if self.stop_requested and not self.ranks.parallel:
@@ -117,8 +118,8 @@ class Trainer:
         self.model.eval()
         mine = self.eval_rows[self.ranks.rank::self.ranks.world_size]
         loss_sum, count = 0.0, 0
-        for start in range(0, len(mine), self.config.micro_batch_size):
-            loss, n = self.micro_loss(self.collate(mine[start:start + self.config.micro_batch_size]))
+        for start in range(0, len(mine), self.micro):
+            loss, n = self.micro_loss(self.collate(mine[start:start + self.micro]))
             loss_sum, count = loss_sum + loss.item(), count + n
         total = all_reduce_sum(self.ranks, torch.tensor([loss_sum, count], dtype=torch.float64,
                                                         device=self.ranks.device)).tolist()

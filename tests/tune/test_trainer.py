@@ -138,9 +138,27 @@ def test_config_file_errors(tmp_path):
 
 def test_accumulation_splits_the_global_batch():
     c = TuneConfig(batch_size=16, micro_batch_size=2)
-    assert accumulation_steps(c, 1) == 8 and accumulation_steps(c, 2) == 4
+    assert accumulation_steps(c, 1, 2) == 8 and accumulation_steps(c, 2, 2) == 4
     with pytest.raises(InvalidRequestError, match="does not split over 3 processes"):
-        accumulation_steps(c, 3)
+        accumulation_steps(c, 3, 2)
+
+
+def test_auto_micro_batch_follows_the_activation_budget():
+    """None takes as many rows per forward as fit the budget and divide the rank's share; a set value wins."""
+    from qwenkit.config import ModelConfig
+    from qwenkit.tune.config import ACTIVATION_BUDGET, activation_bytes_per_token, micro_batch
+    small = ModelConfig(architecture="llama", head_dim=64, vocab_size=49152, hidden_size=576,
+                        intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
+    big = ModelConfig(architecture="qwen2", head_dim=128, vocab_size=152064, hidden_size=3584,
+                      intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4)
+    row = activation_bytes_per_token(small, False) * 512
+    assert 6 * row <= ACTIVATION_BUDGET < 7 * row
+    assert micro_batch(TuneConfig(batch_size=8, max_length=512), 1, small) == 4
+    assert micro_batch(TuneConfig(batch_size=8, max_length=512), 2, small) == 4
+    assert micro_batch(TuneConfig(batch_size=10, max_length=512), 1, small) == 5   # 6 fit, 5 divides 10
+    assert micro_batch(TuneConfig(batch_size=16, max_length=1024), 1, big) == 1
+    assert micro_batch(TuneConfig(batch_size=16, max_length=1024, activation_checkpointing=True), 1, big) == 8
+    assert micro_batch(TuneConfig(batch_size=8, max_length=512, micro_batch_size=2), 1, small) == 2
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
