@@ -7,7 +7,7 @@ import typer
 from qwenkit.cli.common import friendly_errors
 from qwenkit.errors import InvalidRequestError
 
-SUITES = ("decode", "tune")
+SUITES = ("decode", "tune", "fidelity")
 
 
 def register(app: typer.Typer) -> None:
@@ -16,9 +16,10 @@ def register(app: typer.Typer) -> None:
 
 @friendly_errors
 def bench(
-    suite: Annotated[str, typer.Argument(help="decode (workloads W1-W4) or tune (LoRA training)")] = "decode",
+    suite: Annotated[str, typer.Argument(help="decode (workloads W1-W4), tune (LoRA training) or fidelity "
+                                             "(quantized and speculative output against float32)")] = "decode",
     model: Annotated[str, typer.Option(help="GGUF file or store name to measure")] = "smollm2:135m",
-    new_tokens: Annotated[int, typer.Option(help="Tokens generated per run")] = 256,
+    new_tokens: Annotated[int, typer.Option(help="Tokens generated per run (fidelity: the speculative run)")] = 256,
     repeats: Annotated[int, typer.Option(help="Runs per system; the median is reported")] = 3,
     threads: Annotated[int, typer.Option(help="CPU threads for every system")] = 2,
     out: Annotated[Path, typer.Option(help="Folder for the JSON report and the PNG chart")] = Path("artifacts/bench"),
@@ -28,7 +29,8 @@ def bench(
 ) -> None:
     """Benchmarks side by side. decode: W1 single stream (qwenkit vs transformers vs llama.cpp if installed),
     W2 16-request throughput, W3 shared-prefix first token, W4 Qwen shapes at bf16/int8/int4.
-    tune: LoRA r16 training tokens/s and peak memory, qwenkit vs transformers + PEFT (fp32, bf16)."""
+    tune: LoRA r16 training tokens/s and peak memory, qwenkit vs transformers + PEFT (fp32, bf16).
+    fidelity: int8/int4 greedy agreement and logits cosine against float32, speculative decoding's speed-up."""
     if suite not in SUITES:
         raise InvalidRequestError("suite", f"unknown benchmark {suite!r}; choose {' or '.join(SUITES)}")
     if steps < 1:
@@ -36,6 +38,11 @@ def bench(
     from qwenkit.store import enforce_offline, resolve
     enforce_offline()
     path = resolve(model).path
+    if suite == "fidelity":
+        from qwenkit.bench.fidelity import run_fidelity
+        run_fidelity(out, str(path), new_tokens=new_tokens, threads=threads)
+        typer.echo(f"wrote {out / 'bench_fidelity.json'}")
+        return
     if suite == "tune":
         from qwenkit.bench.shapes import SHAPES
         chosen = tuple(m.strip() for m in tune_models.split(",") if m.strip())
