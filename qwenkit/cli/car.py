@@ -17,13 +17,15 @@ def register(app: typer.Typer) -> None:
 
 
 def make_backend(model: str | None, adapter: Path | None, endpoint: str | None, baseline: bool, max_tokens: int,
-                 untuned: bool = False, **llm_options) -> tuple[str, object]:
+                 untuned: bool = False, tuned_prompt: bool = False, **llm_options) -> tuple[str, object]:
     """(a name to show, the backend) for the chosen system; the default is the built-in model with the adapter
     qwenkit ships for the car."""
     from qwenkit.apps.car.backends import LLMBackend, OpenAIBackend
     from qwenkit.apps.car.baseline import BaselineBackend
     if baseline and (model or adapter or endpoint):
         fail("--baseline runs no model: drop --model, --adapter and --endpoint")
+    if tuned_prompt and not endpoint:
+        fail("--tuned-prompt is for --endpoint; a model run here picks its prompt from --adapter")
     if adapter is None and model is None and endpoint is None and not untuned:
         from qwenkit.apps.car import SHIPPED_ADAPTER
         adapter = SHIPPED_ADAPTER  # the embedded model as qwenkit tuned it for the car
@@ -33,7 +35,7 @@ def make_backend(model: str | None, adapter: Path | None, endpoint: str | None, 
     if baseline:
         return "regex baseline", BaselineBackend()
     if endpoint:
-        backend = OpenAIBackend(endpoint, model, max_tokens=max_tokens)
+        backend = OpenAIBackend(endpoint, model, max_tokens=max_tokens, tuned=tuned_prompt)
         return f"{backend.model} @ {endpoint}", backend
     from qwenkit.llm import DEFAULT_MODEL, LLM
     from qwenkit.store import enforce_offline
@@ -59,6 +61,9 @@ def car(
     = False,
     untuned: Annotated[bool, typer.Option("--untuned", help="Run the default model without the shipped car "
                                           "adapter, to see what tuning changed")] = False,
+    tuned_prompt: Annotated[bool, typer.Option("--tuned-prompt", help="With --endpoint: the server runs a car "
+                                               "adapter qwenkit tuned, so send its short system prompt instead of "
+                                               "the tool list")] = False,
     seed: Annotated[int, typer.Option(help="Car start: 0 is Senaatintori, others vary place and state")] = 0,
     audio: Annotated[Path | None, typer.Option(help="Answer one spoken request from this WAV file; with --voice, "
                                                "the file stands in for the microphone")] = None,
@@ -80,7 +85,7 @@ def car(
     from qwenkit.apps.car.agent import CarAgent
     from qwenkit.apps.car.world import World
     listening = open_listening(audio, wake_phrase) if voice else None
-    name, backend = make_backend(model, adapter, endpoint, baseline, max_tokens, untuned, device=device,
+    name, backend = make_backend(model, adapter, endpoint, baseline, max_tokens, untuned, tuned_prompt, device=device,
                                  quant=quant, threads=threads)
     agent = CarAgent(World.create(seed), backend)
     if listening is not None:

@@ -26,6 +26,9 @@ def car(
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")]
     = None,
     baseline: Annotated[bool, typer.Option("--baseline", help="Evaluate the regex baseline")] = False,
+    tuned_prompt: Annotated[bool, typer.Option("--tuned-prompt", help="With --endpoint: the server runs a car "
+                                               "adapter qwenkit tuned, so send its short system prompt instead of "
+                                               "the tool list")] = False,
     split: Annotated[str, typer.Option(help="test, val or train")] = "test",
     data: Annotated[Path | None, typer.Option(help="Folder written by `qwenkit car data` (default: generate "
                                               "the split from --seed)")] = None,
@@ -48,12 +51,14 @@ def car(
     from qwenkit.store import enforce_offline
     if split not in ("train", "val", "test"):
         fail(f"--split {split!r}: choose train, val or test")
+    if tuned_prompt and not endpoint:
+        fail("--tuned-prompt is for --endpoint; a model run here picks its prompt from --adapter")
     if not (baseline or model or adapter or endpoint):
         fail("nothing to evaluate: pass --baseline, --model M, --adapter DIR and/or --endpoint URL")
     chosen = load_cases(data, split, seed, cases)[:limit]
     systems = [System("regex baseline", BaselineBackend())] if baseline else []
     if endpoint:
-        backend = OpenAIBackend(endpoint, model, max_tokens=max_tokens)
+        backend = OpenAIBackend(endpoint, model, max_tokens=max_tokens, tuned=tuned_prompt)
         systems.append(System(f"{backend.model} @ {endpoint}", backend))
     if adapter or (model and not endpoint):
         enforce_offline()

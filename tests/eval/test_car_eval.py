@@ -112,6 +112,9 @@ def test_eval_car_command_writes_one_report(tmp_path):
     assert again.exit_code == 0 and len(json.loads((tmp_path / "report.json").read_text())["systems"]) == 1
     nothing = CliRunner().invoke(app, ["eval", "car", "--out", str(tmp_path)])
     assert nothing.exit_code == 1 and "nothing to evaluate" in nothing.output
+    for command in (["eval", "car", "--baseline", "--out", str(tmp_path)], ["car", "--baseline"]):
+        stray = CliRunner().invoke(app, [*command, "--tuned-prompt"])
+        assert stray.exit_code == 1 and "--tuned-prompt is for --endpoint" in stray.output
 
 
 def test_eval_car_compares_base_and_adapter_in_one_report(tiny_models, tmp_path):

@@ -60,7 +60,10 @@ def tool_message(call_id: str, result: dict) -> dict:
 
 
 class CarAgent:
-    def __init__(self, world, backend: Backend, system: str = SYSTEM_PROMPT, max_rounds: int = MAX_ROUNDS):
+    def __init__(self, world, backend: Backend, system: str | None = None, max_rounds: int = MAX_ROUNDS):
+        """`system` defaults to the prompt the backend's model expects (its `system` attribute: TUNED_PROMPT for
+        a tuned adapter), else SYSTEM_PROMPT with the tool list."""
+        system = system or getattr(backend, "system", SYSTEM_PROMPT)
         self.world, self.backend, self.system, self.max_rounds = world, backend, system, max_rounds
         self.messages: list[dict] = [{"role": "system", "content": system}]
         self.calls_made = 0

@@ -5,6 +5,7 @@ import re
 from urllib.parse import urlsplit
 
 from qwenkit.apps.car.agent import Reply, ToolCall
+from qwenkit.apps.car.prompt import SYSTEM_PROMPT, TUNED_PROMPT
 from qwenkit.errors import InvalidRequestError, QwenkitError
 from qwenkit.sampling_params import SamplingParams
 
@@ -57,10 +58,14 @@ class LLMBackend:
     With `constrained` (the default) every <tool_call> block is decoded under a grammar of the car's tools
     (tools.decoding_tools): the model still chooses freely between speaking and calling, and which tool to
     call, but a call's name, JSON and argument values are always ones the tools accept. A constrained request
-    runs on the LLM's batching engine, whose prefix cache keeps the system prompt between turns."""
+    runs on the LLM's batching engine, whose prefix cache keeps the system prompt between turns.
+
+    With an adapter the conversation starts from TUNED_PROMPT, the prompt qwenkit tunes car adapters on; the base
+    model gets SYSTEM_PROMPT with the tool list."""
 
     def __init__(self, llm, adapter: str | None = None, max_tokens: int = MAX_NEW_TOKENS, constrained: bool = True):
         self.llm, self.adapter, self.params = llm, adapter, greedy(max_tokens)
+        self.system = TUNED_PROMPT if adapter else SYSTEM_PROMPT
         self.constraint = tool_grammar(llm) if constrained else None
 
     def reply(self, messages: list[dict]) -> Reply:
@@ -78,10 +83,13 @@ def tool_grammar(llm):
 
 class OpenAIBackend:
     """An OpenAI-compatible chat endpoint. The compact tool list rides in the system prompt, so no `tools` are sent;
-    calls come back as <tool_call> text in the content, or as structured tool_calls when the server parses them."""
+    calls come back as <tool_call> text in the content, or as structured tool_calls when the server parses them.
+    `tuned`: the endpoint serves a car adapter qwenkit tuned (`qwenkit serve --adapter car=DIR`, model
+    "BASE:car"), which expects TUNED_PROMPT."""
 
     def __init__(self, endpoint: str, model: str | None = None, api_key: str | None = None,
-                 max_tokens: int = MAX_NEW_TOKENS, http_client=None):
+                 max_tokens: int = MAX_NEW_TOKENS, http_client=None, tuned: bool = False):
+        self.system = TUNED_PROMPT if tuned else SYSTEM_PROMPT
         from openai import OpenAI
         self.endpoint = base_url(endpoint)
         self.client = OpenAI(base_url=self.endpoint, api_key=api_key or "none", http_client=http_client,

@@ -188,7 +188,8 @@ def temperature(clause: str, t: str, past) -> dict | None:
 
 
 def media(clause: str, t: str, past) -> dict | None:
-    if re.search(r"\bpause\b|stop the music|stop playing|mute", t):
+    if re.search(r"\bpause\b|stop (?:the )?(?:music|song|audio|playing|it for now)|mute|silence|quiet|music off|"
+                 r"hold the music|turn the music off", t):
         return call("pause_media")
     found = PLAY.search(clause)
     return call("play_media", query=clean(found.group("query"))) if found else None

@@ -16,17 +16,17 @@ from pathlib import Path
 from qwenkit.apps.car import phrases
 from qwenkit.apps.car.agent import ToolCall, assistant_calls, tool_message
 from qwenkit.apps.car.places import fold
-from qwenkit.apps.car.prompt import SYSTEM_PROMPT
+from qwenkit.apps.car.prompt import TUNED_PROMPT
 from qwenkit.apps.car.tools import SCHEMAS
 from qwenkit.apps.car.world import World
 
 HOLDOUT_TEMPLATES = 0.25
 HOLDOUT_PLACES = 0.2
 KINDS = {"single": 0.4, "multi": 0.28, "follow_up": 0.28, "error": 0.04}
-WEIGHTS = {"navigate": 3, "nearby": 2, "nearby_within": 1, "temp": 2, "temp_zone": 1, "fan": 1.5, "seat": 1.5,
+WEIGHTS = {"navigate": 3, "nearby": 3, "nearby_within": 1.5, "temp": 2, "temp_zone": 1.5, "fan": 1.5, "seat": 1.5,
            "open": 1, "close": 1, "play": 1.5, "call": 1, "status": 1}
 FIRST_WEIGHTS = {"navigate": 5, "nearby": 4, "nearby_within": 1, "temp": 1.5, "temp_zone": 1, "fan": 1, "seat": 1,
-                 "open": 1, "close": 1, "play": 1.5}   # navigation follow-ups run long and lose more draws to the cap
+                 "open": 1, "close": 1, "play": 2.5}   # navigation follow-ups run long and lose more draws to the cap
 CAPPED = ("train", "val")
 SLOT = re.compile(r"{(\w+)}")
 PLACE_NAME = re.compile(r"[\w .&'-]+")
@@ -62,8 +62,9 @@ class Rejected(Exception):
     """This draw does not make a valid case (an unintended tool error, a held-out name); draw again."""
 
 
-def messages(case: Case, system: str = SYSTEM_PROMPT) -> list[dict]:
-    """The case as OpenAI chat messages, rendered exactly as CarAgent builds its conversation."""
+def messages(case: Case, system: str = TUNED_PROMPT) -> list[dict]:
+    """The case as OpenAI chat messages, rendered exactly as CarAgent builds its conversation for a tuned model
+    (prompt.TUNED_PROMPT)."""
     out, made = [{"role": "system", "content": system}], 0
     for turn in case.turns:
         out.append({"role": "user", "content": turn.user})
@@ -192,7 +193,7 @@ class CaseBuilder:
         args = {k: args[k] for k in sorted(args, key=order.index)}
         return self.typo(text).format(**values), {"name": tool, "arguments": args}
 
-    def slot(self, slot: str, forced=None) -> tuple[str, str, object]:
+    def slot(self, slot: str, forced=None) -> tuple[str, str | None, object]:
         """(what the driver says, argument name, argument value) for one template slot; wording slots (LEXICON)
         carry no argument."""
         r = self.rng
@@ -210,7 +211,7 @@ class CaseBuilder:
             spoken, value = (forced, forced) if forced else r.choice(pairs[slot])
             return spoken, {"contact": "name"}.get(slot, slot), value
         values = {"destination": self.pools.destinations, "query": phrases.MEDIA, "celsius": phrases.CELSIUS,
-                  "max_distance_m": phrases.DISTANCES, "fan_level": range(1, 6), "heat_level": range(1, 4)}[slot]
+                  "fan_level": range(1, 6), "heat_level": range(1, 4)}[slot]
         value = forced if forced is not None else r.choice(values)
         arg = "level" if slot.endswith("_level") else slot
         return phrases.figure(value), arg, value
@@ -314,7 +315,7 @@ def write(out: Path, splits: dict[str, list[Case]], tokenizer=None) -> dict:
         write_jsonl(out / "cases" / f"{split}.jsonl", [c.to_dict() for c in cases])
         stats["splits"][split] = split_stats(cases, tokenizer)
     if tokenizer is not None:
-        stats["system_prompt_tokens"] = len(tokenizer.encode(SYSTEM_PROMPT))
+        stats["system_prompt_tokens"] = len(tokenizer.encode(TUNED_PROMPT))
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 

@@ -6,7 +6,7 @@ import pytest
 
 from qwenkit.apps.car.agent import CarAgent
 from qwenkit.apps.car.backends import LLMBackend, OpenAIBackend, base_url, parse_reply
-from qwenkit.apps.car.prompt import SYSTEM_PROMPT, compact
+from qwenkit.apps.car.prompt import SYSTEM_PROMPT, TUNED_PROMPT, compact
 from qwenkit.apps.car.tools import TOOL_SCHEMAS
 from qwenkit.apps.car.world import World
 
@@ -101,6 +101,21 @@ def test_system_prompt_is_short_and_lists_every_tool():
     assert len(SYSTEM_PROMPT) < 900
 
 
+def test_the_prompt_follows_the_backend(world):
+    """A tuned adapter has learned the tools and gets the short prompt it was tuned on; a model that has not (the
+    base, an endpoint) gets the tool list; a backend that says nothing gets the tool list too."""
+    assert SYSTEM_PROMPT.splitlines()[0] == TUNED_PROMPT and "navigate_to" not in TUNED_PROMPT
+    assert CarAgent(world, Scripted()).messages[0]["content"] == SYSTEM_PROMPT
+    tuned = Scripted()
+    tuned.system = TUNED_PROMPT
+    agent = CarAgent(world, tuned)
+    agent.reset()
+    assert agent.messages == [{"role": "system", "content": TUNED_PROMPT}]
+    assert CarAgent(world, tuned, system="custom").messages[0]["content"] == "custom"
+    assert OpenAIBackend("http://127.0.0.1:9", model="m").system == SYSTEM_PROMPT
+    assert OpenAIBackend("http://127.0.0.1:9", model="m:car", tuned=True).system == TUNED_PROMPT
+
+
 def test_conversation_renders_with_qwen_style_tools(world, smollm2_gguf):
     from qwenkit.loading import load_checkpoint
     tokenizer = load_checkpoint(smollm2_gguf).tokenizer
@@ -149,6 +164,7 @@ def test_constrained_backend_calls_are_always_valid(smollm2_gguf, world):
     from qwenkit.llm import LLM
     llm = LLM(str(smollm2_gguf), threads=2, adapters={"car": SHIPPED_ADAPTER})
     backend = LLMBackend(llm, adapter="car")
+    assert backend.system == TUNED_PROMPT and LLMBackend(llm).system == SYSTEM_PROMPT
     for request in ["Are there any restrooms around?", "are there any EV chargers around?", "Max fan"]:
         turn = CarAgent(World.create(0), backend).turn(request)
         assert turn.tool_calls and turn.invalid_calls == 0, (request, turn.raw)
