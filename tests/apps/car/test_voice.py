@@ -234,3 +234,17 @@ def test_voice_turn_without_wake_word_takes_a_plain_string(piper, transcriber, t
     assert find_places(result.heard, PLACES) == ["Stockmann"] and result.answer.startswith("You said")
     assert result.latencies["llm"] == pytest.approx(result.latencies["respond"])
     assert "wake" not in result.latencies and result.output.is_file()
+
+
+def test_whisper_runs_in_its_own_process_and_reports_a_broken_model(transcriber, tmp_path):
+    """Speech recognition lives in a child process (CTranslate2 slows PyTorch in the process it runs in), and a
+    model that cannot load is a ModelLoadError naming the folder, not a hang."""
+    import os
+
+    from qwenkit.errors import ModelLoadError
+    worker = transcriber.model.process
+    assert worker.is_alive() and worker.pid != os.getpid()
+    (tmp_path / "model.bin").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="speech recognition failed while loading the model") as error:
+        Transcriber(model_path=tmp_path)
+    assert str(tmp_path) in str(error.value)
