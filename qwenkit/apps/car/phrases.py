@@ -2,6 +2,19 @@
 out), the slot values they are filled with (spoken form -> argument), and follow-ups that lean on the previous
 turn. A template is text with {slots}, or (text, fixed arguments)."""
 
+def window_frames(verb: str, way: str, own_a: str, own_b: str) -> list:
+    """Opening and closing share their sentence frames: the verb slot ({open}/{close}) and the direction
+    ({down}/{up}) differ, and each has two frames of its own, at fixed places so template ids stay put."""
+    v, w, every = "{" + verb + "}", "{" + way + "}", {"which": "all"}
+    return [f"{v} {{which}} window", f"can you {v} {{which}} window", f"could you {v} {{which}} window",
+            f"please {v} {{which}} window", f"i'd like you to {v} {{which}} window", own_a,
+            f"{{which}} window {w} please", f"put {{which}} window {w}", own_b, f"{{which}} window {w}",
+            f"roll {{which}} window {w}", f"bring {{which}} window {w}", f"i want {{which}} window {w}",
+            (f"all windows {w}", every), (f"put the windows {w}", every), (f"{v} all the windows", every),
+            (f"{v} every window", every), (f"{v} all windows", every), (f"can you {v} the windows", every),
+            (f"let's {v} all the windows", every)]
+
+
 INTENTS: dict[str, tuple[str, list]] = {
     "navigate": ("navigate_to", [
         "{nav} {destination}", "can you {nav} {destination}", "please {nav} {destination}",
@@ -77,26 +90,9 @@ INTENTS: dict[str, tuple[str, list]] = {
         ("turn {seat} seat heating {max}", {"level": 3}), ("put {seat} seat heater {max}", {"level": 3}),
         ("{seat} seat heating {max}", {"level": 3}), ("crank {seat} seat heating {max}", {"level": 3}),
         ("set {seat} seat heat {max}", {"level": 3})]),
-    "open": ("open_window", [
-        "{open} {which} window", "can you {open} {which} window", "could you {open} {which} window",
-        "please {open} {which} window", "i'd like you to {open} {which} window", "{open} {which} window a bit",
-        "{which} window {down} please", "put {which} window {down}", "let some air in through {which} window",
-        "{which} window {down}", "roll {which} window {down}", "bring {which} window {down}",
-        "i want {which} window {down}",
-        ("all windows {down}", {"which": "all"}), ("put the windows {down}", {"which": "all"}),
-        ("{open} all the windows", {"which": "all"}), ("{open} every window", {"which": "all"}),
-        ("{open} all windows", {"which": "all"}), ("can you {open} the windows", {"which": "all"}),
-        ("let's {open} all the windows", {"which": "all"})]),
-    "close": ("close_window", [
-        "{close} {which} window", "can you {close} {which} window", "could you {close} {which} window",
-        "please {close} {which} window", "i'd like you to {close} {which} window", "{close} {which} window now",
-        "{which} window {up} please", "put {which} window {up}", "{which} window, close it",
-        "{which} window {up}", "roll {which} window {up}", "bring {which} window {up}",
-        "i want {which} window {up}",
-        ("all windows {up}", {"which": "all"}), ("put the windows {up}", {"which": "all"}),
-        ("{close} all the windows", {"which": "all"}), ("{close} every window", {"which": "all"}),
-        ("{close} all windows", {"which": "all"}), ("can you {close} the windows", {"which": "all"}),
-        ("let's {close} all the windows", {"which": "all"})]),
+    "open": ("open_window", window_frames("open", "down", "{open} {which} window a bit",
+                                          "let some air in through {which} window")),
+    "close": ("close_window", window_frames("close", "up", "{close} {which} window now", "{which} window, close it")),
     "play": ("play_media", [
         "{play} {query}", "can you {play} {query}", "could you {play} {query}", "please {play} {query}",
         "i'd like you to {play} {query}", "{play} {query} for me", "i want to hear {query}",
