@@ -7,7 +7,11 @@ tie between two tokens (`margin`, its top-1 minus top-2 logit there), and from t
 
 Speculative decoding: the float32 model decoding the W1 story prompt alone and with an int4 draft of the same
 weights; the tokens must be identical, and the report has both decode rates, the draft's acceptance rate and the
-tokens each verifying forward gave."""
+tokens each verifying forward gave.
+
+Jump-forward: the in-car requests in `TOOL_REQUESTS`, each answered with a required tool call under the car's tool
+grammar, decoded one token per forward pass and with jump-forward (forced tokens ride along in the next pass):
+forward passes, seconds, and whether the two outputs are the same tokens."""
 import json
 import statistics
 import time
@@ -28,6 +32,16 @@ PROMPTS = [
     "List four planets of the solar system.",
 ]
 MODES = ("int8", "int4")
+TOOL_REQUESTS = [
+    "Take me to Ateneum.",
+    "Find a charging station nearby.",
+    "Set the temperature to 21 degrees.",
+    "Warm the driver's seat to level 2 and set the fan to 3.",
+    "Open the rear left window.",
+    "Call Anna.",
+    "Play some jazz.",
+    "How much battery do I have left?",
+]
 
 
 def greedy(llm, prompt_ids: list[int], tokens: int) -> list[int]:
@@ -92,6 +106,47 @@ def speculative(model: str, new_tokens: int, threads: int, draft_tokens: int = 4
     return result
 
 
+def jump_forward(model: str, threads: int, max_tokens: int = 96) -> dict:
+    """Each TOOL_REQUESTS request, with and without jump-forward in turn (alternating which goes first), on the
+    default quantization."""
+    from qwenkit import LLM, SamplingParams
+    from qwenkit.apps.car.prompt import SYSTEM_PROMPT
+    from qwenkit.apps.car.tools import decoding_tools
+    from qwenkit.engine.grammar import Grammars, tool_calls_format
+    llm = LLM(model, threads=threads)
+    grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids, llm.device)
+    constraint = grammars.factory(grammars.compile(tool_calls_format(decoding_tools(), required=True, parallel=True)))
+    params = SamplingParams(temperature=0, max_tokens=max_tokens)
+    engine = llm.engine
+    passes = 0
+    step = engine.step
+    def counted():
+        nonlocal passes
+        passes += 1
+        return step()
+    engine.step = counted
+    totals = {mode: {"tokens": 0, "forward_passes": 0, "seconds": 0.0} for mode in ("plain", "jump_forward")}
+    identical = 0
+    messages = [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": r}] for r in TOOL_REQUESTS]
+    llm.chat(messages[0], params, constraint=constraint)   # warm-up: the grammar's first use and the prefix cache
+    for i, message in enumerate(messages):
+        tokens = {}
+        for mode in (("plain", "jump_forward") if i % 2 == 0 else ("jump_forward", "plain")):
+            engine.jump_forward, passes = mode == "jump_forward", 0
+            started = time.perf_counter()
+            out = llm.chat(message, params, constraint=constraint)[0].outputs[0]
+            totals[mode]["seconds"] += time.perf_counter() - started
+            totals[mode]["tokens"] += len(out.token_ids)
+            totals[mode]["forward_passes"] += passes
+            tokens[mode] = list(out.token_ids)
+        identical += tokens["plain"] == tokens["jump_forward"]
+    engine.step, engine.jump_forward = step, True
+    for t in totals.values():
+        t["seconds"] = round(t["seconds"], 3)
+    return totals | {"requests": len(messages), "identical": identical,
+                     "speedup": round(totals["plain"]["seconds"] / totals["jump_forward"]["seconds"], 2)}
+
+
 def run_fidelity(out_dir: Path, model: str, agree_tokens: int = 32, new_tokens: int = 128, threads: int = 2) -> dict:
     from rich.console import Console
     from rich.table import Table
@@ -103,6 +158,8 @@ def run_fidelity(out_dir: Path, model: str, agree_tokens: int = 32, new_tokens: 
         report["quantized"] = quantized_agreement(model, agree_tokens, threads)
     with console.status("speculative decoding, float32 target with an int4 draft"):
         report["speculative"] = speculative(model, new_tokens, threads)
+    with console.status(f"jump-forward decoding on {len(TOOL_REQUESTS)} tool calls"):
+        report["jump_forward"] = jump_forward(model, threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench_fidelity.json").write_text(json.dumps(report, indent=2))
     table = Table(title=f"against float32, first {agree_tokens} greedy tokens")
@@ -116,4 +173,9 @@ def run_fidelity(out_dir: Path, model: str, agree_tokens: int = 32, new_tokens: 
     console.print(f"speculative ({new_tokens} tokens, {s['speculative']['draft_quant']} draft): "
                   f"{s['plain']['tok_s']} -> {s['speculative']['tok_s']} tok/s ({s['speedup']}x), "
                   f"{s['speculative']['acceptance_rate']:.0%} accepted, identical output: {s['identical']}")
+    j = report["jump_forward"]
+    console.print(f"jump-forward ({j['requests']} tool calls): forward passes {j['plain']['forward_passes']} -> "
+                  f"{j['jump_forward']['forward_passes']} for {j['plain']['tokens']} -> {j['jump_forward']['tokens']} "
+                  f"tokens, {j['plain']['seconds']} -> {j['jump_forward']['seconds']} s ({j['speedup']}x), "
+                  f"identical output for {j['identical']}/{j['requests']}")
     return report

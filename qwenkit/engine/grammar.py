@@ -29,8 +29,10 @@ class Thinking:
 class GrammarConstraint:
     """One sequence's matcher."""
 
-    def __init__(self, compiled: xgr.CompiledGrammar, vocab_size: int, device: torch.device | None = None):
+    def __init__(self, compiled: xgr.CompiledGrammar, vocab_size: int, device: torch.device | None = None,
+                 tokenizer=None):
         self.matcher = xgr.GrammarMatcher(compiled)
+        self.tokenizer = tokenizer   # cuts forced text the way the model was trained to read it (see forced)
         self.device = device or torch.device("cpu")
         self.bitmask = xgr.allocate_token_bitmask(1, vocab_size)
 
@@ -42,6 +44,23 @@ class GrammarConstraint:
     def accept(self, token: int) -> None:
         if not self.matcher.is_terminated():
             self.matcher.accept_token(token)
+
+    def forced(self) -> list[int]:
+        """The tokens the grammar leaves no choice about from here (jump-forward decoding): `", "arguments": {"`
+        after a tool's name, a key that is the only one left.
+
+        xgrammar picks how much of the forced text to take (it keeps back a last piece that a longer token could
+        extend, so the model still writes that boundary) and cuts it greedily into the longest tokens. The model
+        was trained on its tokenizer's cut (`c` `elsius`, not `cels` `ius`), so that span is re-encoded with the
+        tokenizer, kept only when it decodes to the same text."""
+        if self.matcher.is_terminated():
+            return []
+        tokens = self.matcher.find_jump_forward_tokens()
+        if not tokens or self.tokenizer is None:
+            return tokens
+        text = self.tokenizer.decode(tokens, skip_special_tokens=False)
+        canonical = self.tokenizer.encode(text)
+        return canonical if self.tokenizer.decode(canonical, skip_special_tokens=False) == text else tokens
 
 
 class Grammars:
@@ -69,7 +88,7 @@ class Grammars:
         return self.compiler.compile_structural_tag(json.dumps(tag))
 
     def factory(self, compiled: xgr.CompiledGrammar):
-        return lambda: GrammarConstraint(compiled, self.vocab_size, self.device)
+        return lambda: GrammarConstraint(compiled, self.vocab_size, self.device, self.tokenizer)
 
 
 def json_format(schema: dict | None, field: str) -> dict:

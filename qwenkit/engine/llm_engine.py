@@ -30,7 +30,8 @@ class Request:
     seqs: list[Sequence]
     outputs: list[OutputState]
     samplers: list[Sampler]
-    constraints: list | None = None   # per sequence: .allowed(vocab) -> bool mask | None, .accept(token)
+    constraints: list | None = None   # per sequence: .allowed(vocab) -> bool mask | None, .accept(token),
+                                      # optionally .forced() -> the token ids the constraint leaves no choice about
     adapter: int = 0                  # the LoRA slot its sequences run
 
     @property
@@ -42,9 +43,15 @@ class LLMEngine:
     def __init__(self, model: CausalLM, tokenizer: Tokenizer, eos_token_ids: list[int], max_model_len: int,
                  kv_cache_memory: int | None = None, block_size: int = 16, max_num_seqs: int = 32,
                  max_num_batched_tokens: int = 512, adapters: AdapterRegistry | None = None,
-                 dense_weights: bool = False):
+                 dense_weights: bool = False, jump_forward: bool = True):
         """`dense_weights`: keep a bf16 copy of each quantized weight for steps of 8 or more rows, which the packed
-        int4/int8 kernels run slowly (2 bytes per weight more; see docs/performance.md, W2)."""
+        int4/int8 kernels run slowly (2 bytes per weight more; see docs/performance.md, W2).
+
+        `jump_forward`: when a constraint leaves no choice about the next tokens (the `", "arguments": {"` of a tool
+        call), append them at once and run them in the next step's forward pass with the sampled token, instead of
+        one forward pass each. The text is what the grammar forces either way; the tokens may be cut differently
+        (xgrammar takes the longest vocabulary tokens). Requests that ask for logprobs never jump."""
+        self.jump_forward = jump_forward
         self.dense_weight_bytes = densify(model) if dense_weights else 0
         self.model, self.tokenizer, self.eos_token_ids = model, tokenizer, eos_token_ids
         self.adapters = adapters or AdapterRegistry(model)
@@ -134,7 +141,7 @@ class LLMEngine:
         for row, i in enumerate(sampling):
             seq = chunks[i].seq
             request, k = self.owners[seq.seq_id]
-            deltas.append((request.request_id, self._sample(request, k, seq, logits[row:row + 1])))
+            deltas += [(request.request_id, d) for d in self._sample(request, k, seq, logits[row:row + 1])]
             if output_done := request.outputs[k].finish_reason:
                 del self.owners[seq.seq_id]
             if output_done and request.finished:
@@ -142,19 +149,31 @@ class LLMEngine:
                 self.adapters.release(request.adapter)
         return deltas
 
-    def _sample(self, request: Request, k: int, seq: Sequence, logits: torch.Tensor) -> StreamDelta:
+    def _sample(self, request: Request, k: int, seq: Sequence, logits: torch.Tensor) -> list[StreamDelta]:
+        """The sampled token's delta, then one per token the constraint forces after it (see `jump_forward`)."""
         output, sampler = request.outputs[k], request.samplers[k]
         constraint = request.constraints[k] if request.constraints else None
         token = sampler(logits, output.banned(), constraint.allowed(logits.shape[-1]) if constraint else None)
-        sampler.record(token)
-        if constraint:
-            constraint.accept(int(token))
         logprob = None
         if request.params.logprobs is not None:
             scored = token_logprobs(logits, token, request.params.logprobs)[0]
             logprob = make_logprob(self.tokenizer, int(token), scored)
-        delta = output.advance(int(token), logprob)
-        seq.token_ids.append(int(token))
+        deltas = [self._append(request, k, seq, int(token), logprob)]
+        jump = self.jump_forward and logprob is None and hasattr(constraint, "forced")
+        if jump and not output.finish_reason:
+            for forced in constraint.forced():
+                deltas.append(self._append(request, k, seq, forced))
+                if output.finish_reason:
+                    break
+        return deltas
+
+    def _append(self, request: Request, k: int, seq: Sequence, token: int, logprob=None) -> StreamDelta:
+        output = request.outputs[k]
+        request.samplers[k].record(torch.tensor([token], device=self.device))
+        if request.constraints:
+            request.constraints[k].accept(token)
+        delta = output.advance(token, logprob)
+        seq.token_ids.append(token)
         if output.finish_reason:
             self.scheduler.finish(seq, output.finish_reason)
         return delta

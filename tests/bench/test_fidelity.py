@@ -25,6 +25,11 @@ def test_fidelity_report_on_a_tiny_model(tiny_models, tmp_path):
     spec = report["speculative"]
     assert spec["identical"] is True and spec["speculative"]["draft_quant"] == "int4"
     assert 0 <= spec["speculative"]["acceptance_rate"] <= 1 and spec["plain"]["tok_s"] > 0
+    jump = report["jump_forward"]
+    assert jump["requests"] == 8 and 0 <= jump["identical"] <= 8
+    plain, fast = jump["plain"], jump["jump_forward"]
+    assert plain["forward_passes"] == plain["tokens"]          # one pass per token without jump-forward
+    assert fast["forward_passes"] < fast["tokens"]             # the forced `<tool_call>` openings ride along
 
 
 def test_unknown_suite_names_the_choices():

@@ -116,6 +116,20 @@ def test_random_walks_always_parse(grammars, parallel):
     assert min(counts) >= 1 and (max(counts) > 1 if parallel else max(counts) == 1)
 
 
+def test_forced_tokens_are_the_tokenizers_cut_of_the_forced_text(grammars):
+    tok = grammars.tokenizer
+    only = [t for t in TOOLS if t["function"]["name"] == "get_time"]
+    constraint = grammars.factory(grammars.compile(tool_calls_format(only, required=True, parallel=False)))()
+    forced = constraint.forced()
+    text = tok.decode(forced, skip_special_tokens=False)
+    assert len(text) > 20 and '<tool_call>\n{"name": "get_time", "arguments": {"zone": "'.startswith(text)
+    assert forced == tok.encode(text)
+    for token in forced:
+        assert constraint.matcher.accept_token(token)
+    held_back = constraint.matcher.find_jump_forward_string()   # a piece a longer token could extend
+    assert text + held_back == '<tool_call>\n{"name": "get_time", "arguments": {"zone": "' and len(held_back) <= 2
+
+
 COLOR = {"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]}, "bright": {"type": "boolean"}},
          "required": ["color", "bright"]}   # bounded: a random model writes digits of an integer forever
 
@@ -155,3 +169,35 @@ def test_llm_refuses_a_constraint_that_is_no_factory(llm, color):
     _, compiled = color
     with pytest.raises(InvalidRequestError, match="constraint: got a CompiledGrammar; pass a factory"):
         llm.chat([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4), constraint=compiled)
+
+
+def test_jump_forward_runs_forced_tokens_in_one_pass(llm):
+    """A required call to a named tool forces `<tool_call>\\n{"name": "get_time", "arguments": {"zone": "` before the
+    model has anything to choose: with jump-forward those tokens ride along in one forward pass, the output still
+    parses, and its text is exactly the decoding of its tokens."""
+    grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids, llm.device)
+    compiled = grammars.compile(tool_calls_format([t for t in TOOLS if t["function"]["name"] == "get_time"],
+                                                  required=True, parallel=False))
+    prompt = llm.encode("What time is it?")
+    runs = {}
+    for jump in (False, True):
+        engine = llm.engine
+        engine.jump_forward = jump
+        params = SamplingParams(temperature=0, max_tokens=48)
+        rid = engine.add_request(prompt, params, constraint=grammars.factory(compiled))
+        steps, ids, text = 0, [], ""
+        while engine.has_unfinished():
+            steps += 1
+            for got, delta in engine.step():
+                assert got == rid
+                ids.append(delta.token_id)
+                text += delta.text
+            assert steps < 100
+        runs[jump] = steps, ids, text
+    llm.engine.jump_forward = True
+    for _, ids, text in runs.values():
+        assert text.startswith('<tool_call>\n{"name": "get_time", "arguments": {"zone": "')
+        assert text == llm.tokenizer.decode(ids, skip_special_tokens=True)
+    (plain_steps, plain_ids, _), (jump_steps, jump_ids, _) = runs[False], runs[True]
+    assert plain_steps == len(plain_ids)                   # one forward pass per token
+    assert jump_steps <= len(jump_ids) - 10                # the forced opening alone is more than ten tokens

@@ -124,13 +124,14 @@ def valid_calls(choice) -> list[str]:
 
 
 def test_tool_choice_required_takes_one_or_more_calls(client):
+    """Every choice is calls only, at least one, each valid. That the grammar lets a reply go on to a second call
+    is checked on the token masks themselves (tests/engine/test_grammar.py, random walks): with jump-forward the
+    random-weight model reads the same forced text every time and nearly always ends after its first call."""
     out = client.chat.completions.create(model="tiny", messages=HI, tools=TOOLS, tool_choice="required",
                                          max_tokens=400, temperature=1.0, seed=1, n=6, extra_body=NO_THINK)
-    counts = []
     for choice in out.choices:
         assert choice.finish_reason == "tool_calls" and not choice.message.content
-        counts.append(len(valid_calls(choice)))
-    assert min(counts) >= 1 and max(counts) > 1, counts
+        assert len(valid_calls(choice)) >= 1
 
 
 def test_parallel_tool_calls_false_takes_exactly_one(client):
