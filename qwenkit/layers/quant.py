@@ -82,16 +82,16 @@ class Int4Linear(nn.Module):
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int,
                  bias: torch.Tensor | None):
         super().__init__()
-        self._set(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES), q.shape[1], scale, zero,
+        scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1)  # [K/g, N, 2]
+        self._set(torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES), q.shape[1], scales_zeros,
                   group_size, bias)
 
-    def _set(self, packed: torch.Tensor, in_features: int, scale: torch.Tensor, zero: torch.Tensor,
-             group_size: int, bias: torch.Tensor | None) -> None:
+    def _set(self, packed: torch.Tensor, in_features: int, scales_zeros: torch.Tensor, group_size: int,
+             bias: torch.Tensor | None) -> None:
         self.out_features, self.in_features = packed.shape[0], in_features
         self.group_size = group_size
         self.register_buffer("weight", packed)
-        scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous()  # [K/g, N, 2]
-        self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16))
+        self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16).contiguous())
         self.register_buffer("bias", None if bias is None else bias.to(torch.bfloat16))
         self.register_buffer("dense", None, persistent=False)
 
@@ -102,20 +102,22 @@ class Int4Linear(nn.Module):
     @classmethod
     def from_row_chunks(cls, chunks: Iterable[torch.Tensor], shape: tuple[int, int], group_size: int) -> "Int4Linear":
         """Quantize and pack a large matrix (a 150k-row head) a block of rows at a time into place, so the
-        full-precision matrix and its temporaries never exist at once; packed rows are independent."""
+        full-precision matrix and its temporaries never exist at once; packed rows are independent. Scales
+        and zeros go straight into the kernel's bf16 [K/g, N, 2] layout: building it from whole fp32
+        [N, K/g] tables, as `__init__` does, peaked 100 MB higher for a 151,936 x 1024 head."""
         n, k = shape
         packed = torch.empty(n, k // 2, dtype=torch.uint8)
-        scale, zero = torch.empty(n, k // group_size), torch.empty(n, k // group_size)
+        scales_zeros = torch.empty(k // group_size, n, 2, dtype=torch.bfloat16)
         start = 0
         for w in chunks:
-            q, s, z = quantize_int4(w, group_size)
+            q, scale, zero = quantize_int4(w, group_size)
             rows = slice(start, start + len(q))
             packed[rows] = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, INT4_TILES)
-            scale[rows], zero[rows] = s, z
+            scales_zeros[:, rows] = torch.stack([scale, zero], dim=-1).transpose(0, 1)
             start += len(q)
         linear = cls.__new__(cls)
         nn.Module.__init__(linear)
-        linear._set(packed, k, scale, zero, group_size, None)
+        linear._set(packed, k, scales_zeros, group_size, None)
         return linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,10 @@ class DecoderLayer(nn.Module):
 class DecoderModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        # no init: the weights come from a checkpoint, and normal_ on the meta device runs a Python kernel
+        # whose first use imports dynamo and sympy (145 MB resident for the life of the process)
+        table = torch.empty(config.vocab_size, config.hidden_size)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, _weight=table, _freeze=False)
         self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
@@ -56,7 +59,8 @@ class CausalLM(nn.Module):
         self.config = config
         self.model = DecoderModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        inv_freq, scale = rope_frequencies(config)
+        with torch.device("cpu"):  # 64 floats; arange on the meta device would import sympy (see above)
+            inv_freq, scale = rope_frequencies(config)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.rope_scale = scale
 

@@ -21,10 +21,19 @@ def fuse_projections(model: CausalLM) -> None:
 
 
 def _concat(linears: list[nn.Linear]) -> nn.Linear:
-    weight = torch.cat([m.weight for m in linears])
-    bias = torch.cat([m.bias for m in linears]) if linears[0].bias is not None else None
+    weight = _cat([m.weight for m in linears])
+    bias = _cat([m.bias for m in linears]) if linears[0].bias is not None else None
     fused = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
     fused.weight = nn.Parameter(weight, requires_grad=False)
     if bias is not None:
         fused.bias = nn.Parameter(bias, requires_grad=False)
     return fused
+
+
+def _cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat, but only the shape on the meta device: torch.cat there runs a Python kernel whose first
+    use imports dynamo and sympy, 145 MB that the process then keeps."""
+    if not tensors[0].is_meta:
+        return torch.cat(tensors)
+    rows = sum(t.shape[0] for t in tensors)
+    return torch.empty(rows, *tensors[0].shape[1:], dtype=tensors[0].dtype, device="meta")
