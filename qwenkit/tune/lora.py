@@ -52,16 +52,33 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
-        x = self.dropout(x)
-        if not torch.is_autocast_enabled(x.device.type):  # under autocast the matmul picks the dtype itself
+        scale = self.scale
+        if self.training and isinstance(self.dropout, LoraDropout):
+            x, scale = self.dropout.mask(x), scale / (1 - self.dropout.p)  # the rescale rides on the small u
+        device = x.device.type
+        autocast = torch.is_autocast_enabled(device)
+        if not autocast:  # under autocast the matmul picks the dtype itself
             x = x.to(self.lora_A.dtype)
-        u = (x @ self.lora_A.T) * self.scale
-        r = self.r
-        deltas = [u[..., i * r:(i + 1) * r] @ b.T for i, b in enumerate(self.lora_B)]
-        if self._gaps:
-            deltas = _fill(deltas, self._gaps, u)
-        delta = deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=-1)
-        return y + delta.to(y.dtype)
+        u = (x @ self.lora_A.T) * scale
+        b = self.lora_B[0] if len(self.lora_B) == 1 and not self._gaps else self.stacked_b()
+        if autocast and y.dtype != torch.get_autocast_dtype(device):  # a quantized base keeps float32 outputs
+            return y + (u @ b.T).to(y.dtype)
+        if not autocast:
+            u, b = u.to(y.dtype), b.to(y.dtype)
+        # y + u B^T in one kernel; for a fused base B is block-diagonal, so each part's rows see only its own r
+        return torch.addmm(y.reshape(-1, self.out_features), u.reshape(-1, u.shape[-1]), b.T).view(y.shape)
+
+    def stacked_b(self) -> torch.Tensor:
+        """[out_features, parts * r]: part i's B in its output rows and its own r columns, zeros elsewhere."""
+        n, r, rows, row = len(self.lora_B), self.r, [], 0
+        for i, (part, b) in enumerate(zip(self.parts, self.lora_B)):
+            if part.start > row:
+                rows.append(b.new_zeros(part.start - row, n * r))
+            rows.append(torch.nn.functional.pad(b, (i * r, (n - 1 - i) * r)))
+            row = part.stop
+        if row < self.out_features:
+            rows.append(rows[-1].new_zeros(self.out_features - row, n * r))
+        return torch.cat(rows)
 
     def pair(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Part i's (A [r, in], B [out_i, r])."""
@@ -90,12 +107,14 @@ class LoraDropout(nn.Module):
         self.threshold = round(p * 65536) - 32768  # lanes are int16: drop where lane < threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x
+        return self.mask(x) * (1 / (1 - self.p)) if self.training else x
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """x with the dropped elements zeroed, not rescaled (LoRALinear folds 1 / (1 - p) into its scale)."""
         n = x.numel()
         words = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
         keep = words.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return x * keep * (1 / (1 - self.p))
+        return x * keep
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -113,10 +132,3 @@ def _gaps(parts: list[Part], out_features: int) -> list[tuple[int, int]]:
             gaps.append((i, part.start - row))
         row = part.stop
     return gaps
-
-
-def _fill(deltas: list[torch.Tensor], gaps: list[tuple[int, int]], u: torch.Tensor) -> list[torch.Tensor]:
-    out = list(deltas)
-    for i, width in reversed(gaps):
-        out.insert(i, u.new_zeros(*u.shape[:-1], width))
-    return out

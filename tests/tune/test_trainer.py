@@ -85,6 +85,25 @@ def test_head_cross_entropy_weight_grad_and_bf16():
     assert low.dtype == torch.float32 and abs(low.item() - ours.item()) / ours.item() < 0.02
 
 
+def test_head_cross_entropy_with_a_confident_model():
+    """Logits 100-300 below the top, as a confident model writes them: exp of those underflows to float32
+    subnormals, which the loss clamps away (EXP_FLOOR); the loss and gradients still match float64."""
+    torch.manual_seed(1)
+    h = torch.randn(24, 16)
+    w = torch.randn(400, 16) * 8                     # logits spread over several hundred
+    t = torch.randint(0, 400, (24,))
+    assert float(((h @ w.T).amax(-1, keepdim=True) - h @ w.T).max()) > 200
+    h32, w32 = h.clone().requires_grad_(), w.clone().requires_grad_()
+    ours = head_cross_entropy(h32, w32, t, chunk=7)
+    ours.backward()
+    h64, w64 = h.double().requires_grad_(), w.double().requires_grad_()
+    reference = F.cross_entropy(h64 @ w64.T, t, reduction="sum")
+    reference.backward()
+    torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(h32.grad.double(), h64.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(w32.grad.double(), w64.grad, rtol=1e-4, atol=1e-4)
+
+
 def test_chunks_stay_within_the_logits_budget():
     assert chunk_rows(64, 32000) == 64
     assert chunk_rows(1024, 32000) == LOGITS_BUDGET // 32000 < 1024
