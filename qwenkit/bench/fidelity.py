@@ -108,14 +108,24 @@ def speculative(model: str, new_tokens: int, threads: int, draft_tokens: int = 4
 
 def jump_forward(model: str, threads: int, max_tokens: int = 96) -> dict:
     """Each TOOL_REQUESTS request, with and without jump-forward in turn (alternating which goes first), on the
-    default quantization."""
+    default quantization. On the embedded model this is the car assistant as it runs: the shipped adapter, its
+    short prompt, calls when the model chooses them. Any other model gets the tool list and must call a tool."""
     from qwenkit import LLM, SamplingParams
-    from qwenkit.apps.car.prompt import SYSTEM_PROMPT
+    from qwenkit.apps.car import SHIPPED_ADAPTER
+    from qwenkit.apps.car.prompt import SYSTEM_PROMPT, TUNED_PROMPT
     from qwenkit.apps.car.tools import decoding_tools
     from qwenkit.engine.grammar import Grammars, tool_calls_format
-    llm = LLM(model, threads=threads)
+    from qwenkit.errors import QwenkitError
+    from qwenkit.store import resolve
+    try:
+        car = Path(model).resolve() == resolve("smollm2:135m").path.resolve()
+    except QwenkitError:   # the embedded model is not installed
+        car = False
+    llm = LLM(model, threads=threads, adapters={"car": str(SHIPPED_ADAPTER)} if car else None)
+    adapter, system = ("car", TUNED_PROMPT) if car else (None, SYSTEM_PROMPT)
     grammars = Grammars(llm.tokenizer, llm.model.config.vocab_size, llm.generator.eos_token_ids, llm.device)
-    constraint = grammars.factory(grammars.compile(tool_calls_format(decoding_tools(), required=True, parallel=True)))
+    constraint = grammars.factory(grammars.compile(tool_calls_format(decoding_tools(), required=not car,
+                                                                     parallel=True)))
     params = SamplingParams(temperature=0, max_tokens=max_tokens)
     engine = llm.engine
     passes = 0
@@ -127,14 +137,14 @@ def jump_forward(model: str, threads: int, max_tokens: int = 96) -> dict:
     engine.step = counted
     totals = {mode: {"tokens": 0, "forward_passes": 0, "seconds": 0.0} for mode in ("plain", "jump_forward")}
     identical = 0
-    messages = [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": r}] for r in TOOL_REQUESTS]
-    llm.chat(messages[0], params, constraint=constraint)   # warm-up: the grammar's first use and the prefix cache
+    messages = [[{"role": "system", "content": system}, {"role": "user", "content": r}] for r in TOOL_REQUESTS]
+    llm.chat(messages[0], params, constraint=constraint, adapter=adapter)   # warm-up: the grammar's first use
     for i, message in enumerate(messages):
         tokens = {}
         for mode in (("plain", "jump_forward") if i % 2 == 0 else ("jump_forward", "plain")):
             engine.jump_forward, passes = mode == "jump_forward", 0
             started = time.perf_counter()
-            out = llm.chat(message, params, constraint=constraint)[0].outputs[0]
+            out = llm.chat(message, params, constraint=constraint, adapter=adapter)[0].outputs[0]
             totals[mode]["seconds"] += time.perf_counter() - started
             totals[mode]["tokens"] += len(out.token_ids)
             totals[mode]["forward_passes"] += passes
@@ -143,7 +153,7 @@ def jump_forward(model: str, threads: int, max_tokens: int = 96) -> dict:
     engine.step, engine.jump_forward = step, True
     for t in totals.values():
         t["seconds"] = round(t["seconds"], 3)
-    return totals | {"requests": len(messages), "identical": identical,
+    return totals | {"requests": len(messages), "identical": identical, "car_adapter": car,
                      "speedup": round(totals["plain"]["seconds"] / totals["jump_forward"]["seconds"], 2)}
 
 
