@@ -44,7 +44,7 @@ class MultiLoRA(nn.Module):
                 continue
             a, b = pair
             if rows is None:
-                flat_y += F.linear(F.linear(flat_x, a), b)
+                flat_y.addmm_(F.linear(flat_x, a), b.t())   # one kernel for the up-projection and the add
             else:
                 flat_y.index_add_(0, rows, F.linear(F.linear(flat_x[rows], a), b))
         return y
