@@ -84,6 +84,9 @@ INTENTS: dict[str, tuple[str, list]] = {
         "{seat} seat heater to {heat_level}", "set the seat warmer for {seat} seat to {heat_level}",
         "heat up {seat} seat to {heat_level}", "{seat} seat heating level {heat_level}",
         ("turn on {seat} seat heating", {"level": 2}), ("warm {seat} seat", {"level": 2}),
+        ("heat {seat} seat", {"level": 2}), ("{seat} seat heating on", {"level": 2}),
+        ("switch on {seat} seat heater", {"level": 2}), ("could you heat {seat} seat", {"level": 2}),
+        ("seat heating on for {seat} seat", {"level": 2}), ("put on {seat} seat warmer", {"level": 2}),
         ("turn off {seat} seat heating", {"level": 0}), ("{seat} seat heating off", {"level": 0}),
         ("switch off {seat} seat heater", {"level": 0}), ("{seat} seat heater off", {"level": 0}),
         ("max heat on {seat} seat", {"level": 3}), ("maximum seat heat for {seat} seat", {"level": 3}),
@@ -108,7 +111,9 @@ INTENTS: dict[str, tuple[str, list]] = {
         "battery level?", "how far can i drive on this charge", "car status please", "check the car for me",
         "what's the state of the car",
         "what's the battery at", "how much charge is left", "show me the vehicle status", "how's my battery",
-        "what's the range left", "give me a status report", "is the battery ok", "how much range do i have"]),
+        "what's the range left", "give me a status report", "is the battery ok", "how much range do i have",
+        "battery status", "what's my battery level", "how much charge do i have", "charge level please",
+        "how far can i go", "what's the state of charge", "how much juice is left", "range and battery please"]),
 }
 
 # Follow-ups: previous tool -> intents whose arguments come from that call (see datagen.follow_up).
