@@ -168,8 +168,9 @@ class LLMEngine:
         return deltas
 
     def _append(self, request: Request, k: int, seq: Sequence, token: int, logprob=None) -> StreamDelta:
-        output = request.outputs[k]
-        request.samplers[k].record(torch.tensor([token], device=self.device))
+        output, sampler = request.outputs[k], request.samplers[k]
+        if sampler.output_counts is not None:   # only penalties keep counts: no tensor per token otherwise
+            sampler.record(torch.tensor([token], device=self.device))
         if request.constraints:
             request.constraints[k].accept(token)
         delta = output.advance(token, logprob)

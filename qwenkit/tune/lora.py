@@ -48,7 +48,8 @@ class LoRALinear(nn.Module):
         self.lora_B = nn.ParameterList(nn.Parameter(torch.zeros(p.stop - p.start, config.r, device=device))
                                        for p in self.parts)
         self.dropout = LoraDropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        self._gaps = _gaps(self.parts, self.out_features)
+        # one part covering every output row (an unfused projection): its B is the whole update, no stacking
+        self.single = len(self.parts) == 1 and (self.parts[0].start, self.parts[0].stop) == (0, self.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
@@ -60,7 +61,7 @@ class LoRALinear(nn.Module):
         if not autocast:  # under autocast the matmul picks the dtype itself
             x = x.to(self.lora_A.dtype)
         u = (x @ self.lora_A.T) * scale
-        b = self.lora_B[0] if len(self.lora_B) == 1 and not self._gaps else self.stacked_b()
+        b = self.lora_B[0] if self.single else self.stacked_b()
         if autocast and y.dtype != torch.get_autocast_dtype(device):  # a quantized base keeps float32 outputs
             return y + (u @ b.T).to(y.dtype)
         if not autocast:
@@ -122,13 +123,3 @@ class LoraDropout(nn.Module):
 
 def lora_delta(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
     return (b.detach().float() @ a.detach().float()) * scale
-
-
-def _gaps(parts: list[Part], out_features: int) -> list[tuple[int, int]]:
-    """(insert position among the deltas, width) for output rows no part covers."""
-    gaps, row = [], 0
-    for i, part in enumerate([*parts, Part("", out_features, out_features)]):
-        if part.start > row:
-            gaps.append((i, part.start - row))
-        row = part.stop
-    return gaps

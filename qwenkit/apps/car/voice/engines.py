@@ -19,7 +19,7 @@ PIPER_HINT = "pass a piper .onnx voice with its .json config, or pip install 'qw
 class PiperEngine:
     """Natural voice, about 0.1x real time on 2 cores. piper-tts is GPL-3.0, hence optional.
 
-    `steady()`: the same audio for the same text every time (no random variation), for tests and reproducible
+    `steady`: the same audio for the same text every time (no random variation), for tests and reproducible
     files; by default piper varies each utterance's sound and timing a little."""
 
     name = "piper"
@@ -32,13 +32,9 @@ class PiperEngine:
         self.voice = piper.PiperVoice.load(model_path, config_path)
         self.sample_rate = self.voice.config.sample_rate
         self.steady_config = piper.SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-        self.is_steady = False
 
-    def steady(self) -> None:
-        self.is_steady = True
-
-    def synthesize(self, sentence: str, steady: bool | None = None) -> np.ndarray:
-        config = self.steady_config if (self.is_steady if steady is None else steady) else None
+    def synthesize(self, sentence: str, steady: bool = False) -> np.ndarray:
+        config = self.steady_config if steady else None
         chunks = [c.audio_float_array for c in self.voice.synthesize(sentence, syn_config=config)]
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
@@ -65,6 +61,7 @@ class PiperProcess:
         self.is_steady = False
 
     def steady(self) -> None:
+        """The same audio for the same text every time (see PiperEngine)."""
         self.is_steady = True
 
     def synthesize(self, sentence: str) -> np.ndarray:
